@@ -131,6 +131,14 @@ def _category_default(category: int) -> np.dtype:
     return [bool_, int64, _default_dtype, np.dtype(np.complex64)][category]
 
 
+def _promote_pair(a: np.dtype, b: np.dtype) -> np.dtype:
+    """Two tensor dtypes: the higher category wins as is (int64 with float16 is float16, not NumPy's
+    float64); within one category the smaller type that holds both (int32 with int64 is int64)."""
+    if _category(a) != _category(b):
+        return a if _category(a) > _category(b) else b
+    return np.promote_types(a, b)
+
+
 def result_type(*operands: Any) -> np.dtype:
     """PyTorch's type promotion: dimensioned tensors outrank 0-d tensors, which outrank Python scalars,
     unless a lower-priority operand is of a higher category (bool < int < float < complex).
@@ -147,7 +155,7 @@ def result_type(*operands: Any) -> np.dtype:
             continue
         promoted = group[0]
         for d in group[1:]:
-            promoted = np.promote_types(promoted, d)
+            promoted = _promote_pair(promoted, d)
         if result is None:
             result = promoted
         elif _category(promoted) > _category(result):
@@ -163,6 +171,8 @@ def asarray(data: Any, dtype: Any = None, device: Any = None) -> Any:
     """An array from Python data or an array, with PyTorch's dtype inference: Python floats take the
     default dtype, ints int64, bools bool; arrays keep their dtype unless one is given."""
     target = None if dtype is None else as_dtype(dtype)
+    if isinstance(data, np.generic):
+        data = np.asarray(data)  # a NumPy scalar keeps its dtype (np.float64 gives float64), as in PyTorch
     if isinstance(data, np.ndarray) or device_of(data) == "cuda":
         array = data if target is None or data.dtype == target else data.astype(target)
     else:

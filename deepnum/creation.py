@@ -27,6 +27,8 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
 
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing memory with a NumPy array (its dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
     return Tensor._make(array)
 
 
@@ -94,6 +96,10 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     """Values start, start+step, ... below end; int64 when all three are integers, else float32."""
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange: upper bound {end} and lower bound {start} inconsistent with step sign {step}")
     if dtype is None:
         integral = all(isinstance(v, int) for v in (start, end, step))
         dtype = backend.int64 if integral else backend.get_default_dtype()
@@ -104,6 +110,8 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
 def linspace(start: float, end: float, steps: int, dtype: Any = None, device: Any = None,
              requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from start to end inclusive."""
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
     values = np.linspace(start, end, steps).astype(backend.as_dtype(dtype))
     return Tensor(values, requires_grad=requires_grad, device=device)
 

@@ -93,8 +93,12 @@ def randn(*size: Any, generator: Generator | None = None, dtype: Any = None, dev
 def randint(low: int, high: int | None = None, size: Any = (), *, generator: Generator | None = None,
             dtype: Any = "int64", device: Any = None) -> Tensor:
     """Integers uniform on [low, high); ``randint(high, size)`` starts at 0, as PyTorch."""
-    if high is None:
+    if isinstance(high, tuple | list):
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
+    if low >= high:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     values = _rng(generator).integers(low, high, size=_size((size,)) if isinstance(size, int) else tuple(size))
     return _finish(values.astype(backend.as_dtype(dtype)), device, False)
 
@@ -104,12 +108,34 @@ def randperm(n: int, *, generator: Generator | None = None, dtype: Any = "int64"
     return _finish(_rng(generator).permutation(n).astype(backend.as_dtype(dtype)), device, False)
 
 
-def normal(mean: float, std: float, size: Any, *, generator: Generator | None = None, dtype: Any = None,
-           device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Samples of N(mean, std²) of the given size."""
+def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *, generator: Generator | None = None,
+           dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Samples of N(mean, std²): ``size`` of them for number arguments, or one per element of the
+    broadcast tensor ``mean``/``std`` (which receive no gradient), as ``torch.normal``."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        return _normal_elementwise(mean, std, size, generator)
+    if size is None:
+        raise TypeError("normal: size is required when mean and std are numbers")
+    if std < 0:
+        raise RuntimeError(f"normal: expected std >= 0, got {std}")
     dt = _float_dtype(dtype)
     values = _standard("standard_normal", _size((size,)) if isinstance(size, int) else tuple(size), dt, generator)
     return _finish((values * dt.type(std) + dt.type(mean)).astype(dt, copy=False), device, requires_grad)
+
+
+def _normal_elementwise(mean: Any, std: Any, size: Any, generator: Generator | None) -> Tensor:
+    """One N(mean_i, std_i²) sample per element of the broadcast (tensor) mean and std."""
+    if size is not None:
+        raise TypeError("normal: size is only accepted with number mean and std")
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    dt = _float_dtype(np.result_type(*(t.dtype for t in tensors)))
+    m, s = (t.data if isinstance(t, Tensor) else t for t in (mean, std))
+    xp = backend.get_array_module(*(t.data for t in tensors))
+    if bool(xp.any(xp.asarray(s) < 0)):
+        raise RuntimeError("normal: expected every std >= 0")
+    shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+    z = backend.to_device(_standard("standard_normal", shape, dt, generator), tensors[0].device)
+    return _finish((z * s + m).astype(dt, copy=False), None, False)
 
 
 def rand_like(input: Tensor, **kwargs: Any) -> Tensor:  # noqa: A002

@@ -259,37 +259,48 @@ class Tensor:
         xp.copyto(self.data, value, casting="unsafe")
         return self
 
+    def _ufunc_(self, name: str, ufunc: str, *operands: Any) -> Tensor:
+        """Apply an array-module ufunc writing into this tensor's own buffer (no new array)."""
+        xp = self._inplace(name)
+        getattr(xp, ufunc)(self.data, *operands, out=self.data, casting="unsafe")
+        return self
+
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
         value = self._value(other)
-        return self._assign("add_", self.data + (value if alpha == 1 else alpha * value))
+        return self._ufunc_("add_", "add", value if alpha == 1 else value * alpha)
 
     def sub_(self, other: Any, alpha: float = 1) -> Tensor:
-        return self.add_(other, alpha=-alpha)
+        value = self._value(other)
+        return self._ufunc_("sub_", "subtract", value if alpha == 1 else value * alpha)
 
     def mul_(self, other: Any) -> Tensor:
-        return self._assign("mul_", self.data * self._value(other))
+        return self._ufunc_("mul_", "multiply", self._value(other))
 
     def div_(self, other: Any) -> Tensor:
-        return self._assign("div_", self.data / self._value(other))
+        return self._ufunc_("div_", "true_divide", self._value(other))
 
     def pow_(self, exponent: Any) -> Tensor:
-        return self._assign("pow_", self.data ** self._value(exponent))
+        return self._ufunc_("pow_", "power", self._value(exponent))
 
-    def addcmul_(self, a: Tensor, b: Tensor, value: float = 1) -> Tensor:
-        return self._assign("addcmul_", self.data + value * (a.data * b.data))
+    def addcmul_(self, tensor1: Tensor, tensor2: Tensor, value: float = 1) -> Tensor:
+        """self += value · tensor1 · tensor2 (Adam's moment updates)."""
+        product = tensor1.data * tensor2.data
+        return self._ufunc_("addcmul_", "add", product if value == 1 else product * value)
 
-    def addcdiv_(self, a: Tensor, b: Tensor, value: float = 1) -> Tensor:
-        return self._assign("addcdiv_", self.data + value * (a.data / b.data))
+    def addcdiv_(self, tensor1: Tensor, tensor2: Tensor, value: float = 1) -> Tensor:
+        """self += value · tensor1 / tensor2."""
+        quotient = tensor1.data / tensor2.data
+        return self._ufunc_("addcdiv_", "add", quotient if value == 1 else quotient * value)
 
     def lerp_(self, end: Any, weight: float) -> Tensor:
-        return self._assign("lerp_", self.data + weight * (self._value(end) - self.data))
+        """self += weight · (end - self): an exponential moving average step."""
+        return self._ufunc_("lerp_", "add", (self._value(end) - self.data) * weight)
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 (PyTorch's names)
-        xp = get_array_module(self.data)
-        return self._assign("clamp_", xp.clip(self.data, self._value(min), self._value(max)))
+        return self._ufunc_("clamp_", "clip", self._value(min), self._value(max))
 
     def sqrt_(self) -> Tensor:
-        return self._assign("sqrt_", get_array_module(self.data).sqrt(self.data))
+        return self._ufunc_("sqrt_", "sqrt")
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
@@ -308,8 +319,7 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         xp = self._inplace("__setitem__")
-        index = F.unwrap_index(index)
-        self.data[index] = xp.asarray(self._value(value)).astype(self.dtype, copy=False)
+        F.indexing.assign_index(self.data, index, xp.asarray(self._value(value)).astype(self.dtype, copy=False))
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other: Any) -> Tensor:
@@ -339,8 +349,14 @@ class Tensor:
     def __floordiv__(self, other: Any) -> Tensor:
         return F.floor_divide(self, other)
 
+    def __rfloordiv__(self, other: Any) -> Tensor:
+        return F.floor_divide(other, self)
+
     def __mod__(self, other: Any) -> Tensor:
         return F.remainder(self, other)
+
+    def __rmod__(self, other: Any) -> Tensor:
+        return F.remainder(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
         return F.pow(self, other)
@@ -418,9 +434,9 @@ class Tensor:
         return F.clone(self)
 
     def __repr__(self) -> str:
-        body = np.array2string(backend.to_device(self.data, "cpu"), precision=4, separator=", ",
-                               prefix="tensor(")
-        extras = []
+        host = backend.to_device(self.data, "cpu")
+        body = np.array2string(host, precision=4, separator=", ", prefix="tensor(", floatmode=_floatmode(host))
+        extras = [f"size={tuple(self.shape)}"] if self.data.size == 0 and self.ndim != 1 else []
         if self.device != "cpu":
             extras.append("device='cuda'")
         if self.dtype not in (backend.get_default_dtype(), backend.int64, backend.bool_):
@@ -430,6 +446,20 @@ class Tensor:
         elif self._requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+
+def _floatmode(array: np.ndarray) -> str:
+    """PyTorch prints floats with 4 fixed decimals ("1.5000"), or as "1." when every value is a whole
+    number small enough to skip scientific notation."""
+    if array.dtype.kind != "f":
+        return "maxprec"
+    finite = np.abs(array[np.isfinite(array)]).astype(np.float64)  # float16 would overflow at 1e8
+    nonzero = finite[finite != 0]
+    if np.any(finite != np.round(finite)):
+        return "fixed"
+    if nonzero.size and (nonzero.max() >= 1e8 or nonzero.max() / nonzero.min() > 1000):
+        return "fixed"
+    return "maxprec"
 
 
 # Methods that forward their arguments unchanged to the op of the same name in deepnum.functional
@@ -443,7 +473,7 @@ _SAME_NAME_METHODS = (
     "softmax", "log_softmax", "cumsum", "prod", "norm", "all", "any",
     "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "expand", "repeat",
     "split", "chunk", "unbind", "flip", "roll", "tril", "triu", "gather", "scatter_add",
-    "index_select", "masked_fill", "movedim", "swapaxes", "narrow",
+    "index_select", "masked_fill", "movedim", "swapaxes", "narrow", "take_along_dim",
 )
 
 

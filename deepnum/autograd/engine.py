@@ -60,6 +60,8 @@ def _root_grads(tensors: Sequence[Tensor], grad_tensors: Sequence[Tensor | None]
             if tuple(g.shape) != tuple(t.shape):
                 raise RuntimeError(f"backward: gradient of shape {tuple(g.shape)} does not match "
                                    f"the tensor's shape {tuple(t.shape)}")
+            if g.dtype != t.dtype:
+                g = g.to(t.dtype)  # a float64 seed must not turn a float32 graph's gradients into float64
         grads.append(g)
     return grads
 
@@ -114,6 +116,10 @@ def run_backward(tensors: Sequence[Tensor], grad_tensors: Sequence[Tensor | None
 
 def _run_function(fn: Function, pending: dict, deliver, wanted, captured, retain_graph: bool) -> None:
     outputs = [ref() for ref in fn._outputs]
+    if not any(out is not None and id(out) in pending for out in outputs):
+        if not retain_graph:  # no gradient reached fn (its consumers returned None): nothing to pass on
+            fn.release()
+        return
     grads_out = []
     for i, out in enumerate(outputs):
         entry = pending.pop(id(out), None) if out is not None else None
@@ -135,8 +141,11 @@ def _run_function(fn: Function, pending: dict, deliver, wanted, captured, retain
     grads_in = fn.backward(*grads_out)
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
-    for t, g in zip(fn.inputs, grads_in, strict=True):
+    for i, (t, g) in enumerate(zip(fn.inputs, grads_in, strict=True)):
         if g is not None and t._requires_grad:
+            if g.shape != t.shape:
+                raise RuntimeError(f"{fn!r} returned a gradient of shape {tuple(g.shape)} for input {i}, "
+                                   f"whose shape is {tuple(t.shape)}")
             deliver(t, g)
     if not retain_graph:
         fn.release()

@@ -69,6 +69,9 @@ class Function:
         out = self._outputs[index]()
         if out is None:
             raise RuntimeError(f"{type(self).__name__}: the output was freed before backward")
+        if out._version != 0:
+            raise RuntimeError(f"{self!r}: its output of shape {tuple(out.shape)}, saved for backward, was "
+                               f"modified in place (version 0 -> {out._version}) after it was computed")
         return out
 
     @property

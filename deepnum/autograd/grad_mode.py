@@ -32,9 +32,27 @@ class set_grad_enabled:
     def __exit__(self, *exc: Any) -> None:
         _GradMode.enabled = self.prev
 
+    def __call__(self, func: Callable) -> Callable:
+        """As a decorator the mode applies only inside ``func``: undo the switch made by ``__init__``."""
+        _GradMode.enabled = self.prev
+        mode = self.mode
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
 
 class _GradSwitch:
     mode = True
+
+    def __new__(cls, func: Callable | None = None) -> Any:
+        """``@no_grad`` without parentheses decorates ``func`` directly, as in PyTorch."""
+        if func is None:
+            return super().__new__(cls)
+        return cls()(func)
 
     def __enter__(self) -> None:
         self.prev = _GradMode.enabled

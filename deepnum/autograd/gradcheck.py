@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from deepnum.autograd.functional_api import grad
-from deepnum.autograd.grad_mode import no_grad
+from deepnum.autograd.grad_mode import enable_grad, no_grad
 from deepnum.tensor import Tensor
 
 
@@ -94,9 +94,10 @@ def gradgradcheck(fn: Callable, inputs: Any, grad_outputs: Any = None, eps: floa
         grad_outputs = [Tensor._make(rng.standard_normal(o.shape)) for o in _outputs(fn, inputs)]
 
     def first_derivative(*xs: Any) -> tuple:
-        outs = _outputs(fn, xs)
-        picked = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        grads = grad(outs, picked, list(grad_outputs), create_graph=True, allow_unused=True)
+        with enable_grad():  # the numerical Jacobian calls this under no_grad; the gradient needs a graph
+            outs = _outputs(fn, xs)
+            picked = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+            grads = grad(outs, picked, list(grad_outputs), create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
     if not differentiable:

@@ -43,6 +43,8 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if x.size == 0:  # no maximum to subtract: nothing to normalize
+            return x.copy()
         e = xp.exp(x - x.max(axis=self.dim, keepdims=True))
         e /= e.sum(axis=self.dim, keepdims=True)
         return e
@@ -61,6 +63,8 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if x.size == 0:
+            return x.copy()
         shifted = x - x.max(axis=self.dim, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
 

@@ -1,18 +1,23 @@
 """Matrix products: ``matmul`` (batched, broadcasting) and ``einsum``.
 
 For y = a @ b the chain rule gives dL/da = dL/dy @ bᵀ and dL/db = aᵀ @ dL/dy, each summed over
-the batch dimensions that broadcasting added.
+the batch dimensions that broadcasting added. ``einsum`` generalises this: the gradient of one
+operand is the einsum of the output gradient with all the other operands.
 """
 from __future__ import annotations
 
+import string
+from collections import Counter
 from typing import Any
 
 from deepnum.autograd.function import Function
+from deepnum.backend import get_array_module
 from deepnum.functional._operands import promote
-from deepnum.functional.array import squeeze, sum_to, transpose, unsqueeze
+from deepnum.functional.array import broadcast_to, reshape, squeeze, sum_to, transpose, unsqueeze
+from deepnum.functional.indexing import getitem
 from deepnum.tensor import Tensor
 
-__all__ = ["matmul", "mm", "bmm"]
+__all__ = ["matmul", "mm", "bmm", "einsum"]
 
 
 class MatMul(Function):
@@ -48,14 +53,172 @@ def matmul(input: Any, other: Any) -> Tensor:
 
 
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
-    """2-D matrix product."""
+    """2-D matrix product (no broadcasting)."""
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}")
+    if input.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"mm: mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+                           f"and {mat2.shape[0]}x{mat2.shape[1]})")
     return matmul(input, mat2)
 
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
-    """Batched (3-D) matrix product."""
+    """Batched (3-D) matrix product; the batch sizes must be equal (no broadcasting)."""
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"bmm: expected 3-D tensors, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}")
+    b, _, k = input.shape
+    if mat2.shape[:2] != (b, k):
+        raise RuntimeError(f"bmm: expected mat2 of shape ({b}, {k}, *) for input of shape {tuple(input.shape)}, "
+                           f"got {tuple(mat2.shape)}")
     return matmul(input, mat2)
+
+
+# ----------------------------------------------------------------------------- einsum
+_LETTERS = string.ascii_uppercase + string.ascii_lowercase  # ASCII order: PyTorch's implicit-output order
+
+
+def _check_subscripts(equation: str) -> None:
+    for i, ch in enumerate(equation):
+        if not (ch in _LETTERS or ch in ",.-> "):
+            raise RuntimeError(f"einsum(): invalid subscript {ch!r} at index {i} of the equation {equation!r}; "
+                               "subscripts must be in [a-zA-Z]")
+
+
+def _split_term(term: str, k: int, ndim: int) -> tuple[str, int]:
+    """An input term's letters (ellipsis removed) and how many dimensions its ellipsis covers."""
+    letters = term.replace("...", "")
+    if term.count("...") > 1:
+        raise RuntimeError(f"einsum(): more than one ellipsis in the subscripts {term!r} of operand {k}")
+    if any(c not in _LETTERS for c in letters):
+        raise RuntimeError(f"einsum(): invalid '.', '-' or '>' in the subscripts {term!r} of operand {k}")
+    if "..." not in term:
+        if len(letters) != ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in {term!r} ({len(letters)}) does not match "
+                               f"the number of dimensions ({ndim}) of operand {k} and no ellipsis was given")
+        return letters, 0
+    if len(letters) > ndim:
+        raise RuntimeError(f"einsum(): the subscripts {term!r} of operand {k} name more dimensions than its {ndim}")
+    return letters, ndim - len(letters)
+
+
+def _parse(equation: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """Subscripts of every operand and of the output, each ``...`` replaced by letters of its own
+    (right-aligned, so ellipsis dimensions broadcast like NumPy's)."""
+    _check_subscripts(equation)
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise RuntimeError(f"einsum(): the equation {equation!r} has {len(terms)} operand(s) but "
+                           f"{len(shapes)} were given")
+    split = [_split_term(term, k, len(shape)) for k, (term, shape) in enumerate(zip(terms, shapes))]
+    free = [c for c in _LETTERS if c not in eq]
+    width = max((n for _, n in split), default=0)
+    ellipsis = "".join(free[:width])
+    subs = [term.replace("...", ellipsis[width - n:]) for term, (_, n) in zip(terms, split)]
+    if not arrow:
+        counts = Counter("".join(letters for letters, _ in split))
+        return subs, ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1))
+    out = rhs.replace("...", ellipsis, 1)
+    for c in out:
+        if c not in _LETTERS:
+            raise RuntimeError(f"einsum(): invalid output subscripts {rhs!r}")
+        if out.count(c) > 1:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
+        if not any(c in s for s in subs):
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in any input operand")
+    return subs, out
+
+
+def _diagonal(x: Tensor, subs: str, k: int) -> tuple[Tensor, str]:
+    """Take the diagonal over letters repeated within one operand ('ii' -> 'i') through ``getitem``
+    with broadcast aranges; its backward writes the gradient back onto that diagonal."""
+    unique = "".join(dict.fromkeys(subs))
+    if len(unique) == len(subs):
+        return x, subs
+    sizes: dict[str, int] = {}
+    for c, n in zip(subs, x.shape):
+        if sizes.setdefault(c, n) != n:
+            raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {k} of shape {tuple(x.shape)} "
+                               f"but the sizes don't match, {n} != {sizes[c]}")
+    xp = get_array_module(x.data)
+    index = tuple(xp.arange(sizes[c]).reshape([sizes[c] if u == c else 1 for u in unique]) for c in subs)
+    return getitem(x, index), unique
+
+
+def _broadcast_letters(tensors: list[Tensor], subs: list[str]) -> list[Tensor]:
+    """Expand size-1 dimensions whose letter has another size in another operand."""
+    sizes: dict[str, int] = {}
+    for k, (t, s) in enumerate(zip(tensors, subs)):
+        for c, n in zip(s, t.shape):
+            seen = sizes.setdefault(c, n)
+            if n != seen and 1 not in (n, seen):
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which does not broadcast "
+                                   f"with previously seen size {seen}")
+            if seen == 1:
+                sizes[c] = n
+    return [broadcast_to(t, tuple(sizes[c] for c in s)) for t, s in zip(tensors, subs)]
+
+
+class Einsum(Function):
+    """y[out] = Σ over the letters not in ``out`` of Π_k x_k[subs_k] (each operand's letters unique).
+    ∂L/∂x_k is the einsum of dL/dy with the other operands, written to subs_k; letters that only x_k
+    has (summed away in the forward) come back by broadcasting."""
+
+    def __init__(self, subs: list[str], out: str):
+        self.subs, self.out = subs, out
+
+    def forward(self, *arrays):
+        xp = get_array_module(*arrays)
+        equation = ",".join(self.subs) + "->" + self.out
+        # optimize=True plans the contraction order and hands pairwise contractions to BLAS
+        return xp.einsum(equation, *arrays, optimize=len(arrays) > 1)
+
+    def backward(self, gy):
+        grads = []
+        for k, x in enumerate(self.inputs):
+            if not self.needs_input_grad[k]:
+                grads.append(None)
+                continue
+            others = [t for j, t in enumerate(self.inputs) if j != k]
+            other_subs = [s for j, s in enumerate(self.subs) if j != k]
+            known = set(self.out).union(*other_subs)
+            target = self.subs[k]
+            kept = "".join(c for c in target if c in known)
+            g = einsum(",".join([self.out, *other_subs]) + "->" + kept, gy, *others)
+            if kept != target:
+                g = reshape(g, tuple(n if c in known else 1 for c, n in zip(target, x.shape)))
+                g = broadcast_to(g, x.shape)
+            grads.append(g)
+        return tuple(grads)
+
+
+def _from_sublists(args: tuple) -> tuple[str, tuple]:
+    """PyTorch's sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` as an equation string
+    (integers 0..51 name the dimensions, in that order for an implicit output)."""
+    def term(sub: Any) -> str:
+        return "".join("..." if i is Ellipsis else _LETTERS[i] for i in sub)
+
+    out = args[-1] if len(args) % 2 else None
+    pairs = args[:-1] if out is not None else args
+    equation = ",".join(term(s) for s in pairs[1::2])
+    return (equation if out is None else equation + "->" + term(out)), pairs[0::2]
+
+
+def einsum(equation: Any, *operands: Any) -> Tensor:
+    """Einstein summation over the subscripts in ``equation`` (``'ij,jk->ik'``), with PyTorch's
+    rules: implicit output (letters used once, sorted), ``...`` for broadcast dimensions, size-1
+    dimensions broadcast, repeated letters within an operand take its diagonal. Operands may be
+    given as one list; the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])`` works too."""
+    if isinstance(equation, Tensor):
+        equation, operands = _from_sublists((equation, *operands))
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    if not operands:
+        raise ValueError("einsum(): must specify the equation string and at least one operand")
+    tensors = promote(*operands)
+    subs, out = _parse(equation, [tuple(t.shape) for t in tensors])
+    pairs = [_diagonal(t, s, k) for k, (t, s) in enumerate(zip(tensors, subs))]
+    subs = [s for _, s in pairs]
+    tensors = _broadcast_letters([t for t, _ in pairs], subs)
+    return Einsum(subs, out)(*tensors)

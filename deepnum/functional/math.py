@@ -108,6 +108,8 @@ class PowScalar(Function):
     def backward(self, gy):
         (x,) = self.inputs
         c = self.exponent
+        if c == 0:  # x^0 = 1 everywhere: zero gradient, also at x = 0 (not 0 * 0^-1)
+            return gy * 0
         if c == 2:
             return gy * 2.0 * x
         return gy * c * x ** (c - 1)
@@ -184,11 +186,9 @@ def mul(input: Any, other: Any) -> Tensor:
 
 def div(input: Any, other: Any, rounding_mode: str | None = None) -> Tensor:
     """True division (integers give floats); ``rounding_mode='floor'``/``'trunc'`` as in PyTorch."""
-    if rounding_mode == "floor":
-        return floor_divide(input, other)
-    if rounding_mode == "trunc":
+    if rounding_mode in ("floor", "trunc"):
         a, b = promote(input, other)
-        return _constant(get_array_module(a.data).trunc(a.data / b.data).astype(a.dtype))
+        return Piecewise("div", _floor_divide if rounding_mode == "floor" else _trunc_divide)(a, b)
     if rounding_mode is not None:
         raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
     return Div()(*promote(input, other, floating=True))
@@ -217,7 +217,20 @@ def remainder(input: Any, other: Any) -> Tensor:
 def floor_divide(input: Any, other: Any) -> Tensor:
     """floor(input / other); piecewise constant, so it has no gradient."""
     a, b = promote(input, other)
-    return _constant(get_array_module(a.data).floor_divide(a.data, b.data))
+    return _constant(_floor_divide(a.data, b.data))
+
+
+def _floor_divide(a: Any, b: Any) -> Any:
+    return get_array_module(a).floor_divide(a, b)
+
+
+def _trunc_divide(a: Any, b: Any) -> Any:
+    """a / b rounded toward zero; exact for integers (no detour through floats)."""
+    xp = get_array_module(a)
+    if a.dtype.kind in "fc":
+        return xp.trunc(a / b)
+    q = xp.floor_divide(a, b)
+    return q + ((q < 0) & (q * b != a)).astype(q.dtype)
 
 
 def where(condition: Any, input: Any, other: Any) -> Tensor:
@@ -346,22 +359,37 @@ class Tanh(_Unary):
         return 1 - y * y
 
 
-class Clamp(_Unary):
-    """Clip to [min, max]; the gradient passes where min ≤ x ≤ max, as in PyTorch."""
+class Clamp(Function):
+    """y = min(max(x, low), high), either bound may be absent. The gradient goes to the value picked,
+    with PyTorch's tie rules: x where low ≤ x ≤ high, low where x < low < high, high where x > high
+    or high < low (numbers as bounds are constant 0-d tensors)."""
 
-    def __init__(self, low: Any, high: Any):
-        self.low, self.high = low, high
+    def __init__(self, has_low: bool, has_high: bool):
+        self.has_low, self.has_high = has_low, has_high
 
-    def compute(self, xp, x):
-        return xp.clip(x, self.low, self.high)
+    def _bounds(self, bounds: tuple) -> tuple[Any, Any]:
+        return (bounds[0] if self.has_low else None), (bounds[-1] if self.has_high else None)
+
+    def forward(self, x, *bounds):
+        xp = get_array_module(x)
+        self.shapes = (x.shape, *(b.shape for b in bounds))
+        low, high = self._bounds(bounds)
+        y = x if low is None else xp.maximum(x, low)
+        return y if high is None else xp.minimum(y, high)
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        inside = (x >= self.low) if self.low is not None else None
-        if self.high is not None:
-            below = x <= self.high
-            inside = below if inside is None else inside & below
-        return gy * Tensor._make(inside.astype(gy.dtype))
+        x, *bounds = (t.data for t in self.inputs)
+        low, high = self._bounds(bounds)
+        if low is None:
+            masks = [x <= high]
+        elif high is None:
+            masks = [x >= low, x < low]
+        else:
+            masks = [(x >= low) & (x <= high), (x < low) & (low < high)]
+        if high is not None:
+            masks.append(x > high if low is None else (x > high) | (high < low))
+        return tuple(sum_to(gy * Tensor._make(m.astype(gy.dtype)), shape) if need else None
+                     for m, shape, need in zip(masks, self.shapes, self.needs_input_grad))
 
 
 def _unary(cls: type, floating: bool = True):
@@ -392,14 +420,12 @@ def square(input: Any) -> Tensor:
 
 
 def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:
-    """Limit values to [min, max]; Tensor bounds broadcast (then built from maximum/minimum)."""
+    """Limit values to [min, max] (where min > max the result is max, as in PyTorch); Tensor bounds
+    broadcast and get gradients. The result dtype is promoted with the bounds."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input if min is None else maximum(input, min)
-        return out if max is None else minimum(out, max)
-    (x,) = promote(input)
-    return Clamp(min, max)(x)
+    x, *bounds = promote(input, *(b for b in (min, max) if b is not None))
+    return Clamp(min is not None, max is not None)(x, *bounds)
 
 
 clip = clamp
@@ -419,9 +445,40 @@ def _no_grad_unary(name: str, doc: str):
     return op
 
 
-sign = _no_grad_unary("sign", "-1, 0 or +1 elementwise; zero gradient.")
-floor = _no_grad_unary("floor", "Round down; zero gradient.")
-ceil = _no_grad_unary("ceil", "Round up; zero gradient.")
+class Piecewise(Function):
+    """A piecewise-constant op (sign, floor, ceil, round, rounded division): its derivative is 0
+    wherever it exists, so every input gets a zero gradient, as in PyTorch."""
+
+    def __init__(self, name: str, fn: Any):
+        self.op_name, self.fn = name, fn
+
+    @property
+    def name(self) -> str:
+        return self.op_name
+
+    def forward(self, *arrays):
+        self.shapes = tuple(a.shape for a in arrays)
+        return self.fn(*arrays)
+
+    def backward(self, gy):
+        xp = get_array_module(gy.data)
+        grads = tuple(Tensor._make(xp.zeros(shape, dtype=gy.dtype)) if need else None
+                      for shape, need in zip(self.shapes, self.needs_input_grad))
+        return grads if len(grads) > 1 else grads[0]
+
+
+def _piecewise_unary(name: str, doc: str):
+    def op(input: Any) -> Tensor:
+        (x,) = promote(input)
+        return Piecewise(name, getattr(get_array_module(x.data), name))(x)
+
+    op.__name__, op.__doc__ = name, doc
+    return op
+
+
+sign = _piecewise_unary("sign", "-1, 0 or +1 elementwise; zero gradient.")
+floor = _piecewise_unary("floor", "Round down; zero gradient.")
+ceil = _piecewise_unary("ceil", "Round up; zero gradient.")
 isnan = _no_grad_unary("isnan", "True where NaN.")
 isinf = _no_grad_unary("isinf", "True where ±inf.")
 isfinite = _no_grad_unary("isfinite", "True where finite.")
@@ -430,8 +487,8 @@ logical_not = _no_grad_unary("logical_not", "Elementwise not.")
 
 def round(input: Any, decimals: int = 0) -> Tensor:
     """Round half to even (as PyTorch); zero gradient."""
-    x = raw(input)
-    return _constant(get_array_module(x).round(x, decimals))
+    (x,) = promote(input)
+    return Piecewise("round", lambda a: get_array_module(a).round(a, decimals))(x)
 
 
 def _compare(name: str):
