@@ -514,6 +514,22 @@ def test_modified_constant_operand_raises_at_backward():
         y.backward()
 
 
+def test_modifying_an_input_that_backward_does_not_read_is_allowed():
+    """add, reshape and sum need only shapes in backward, so (as in torch) changing their input in
+    place afterwards does not invalidate the graph."""
+    x, xt = twins([0.5, 1.0])
+    a, at = x * 1, xt * 1
+    b, bt = (a + 1).reshape(2, 1).sum(), (at + 1).reshape(2, 1).sum()
+    with dn.no_grad():
+        a.add_(1)
+    with torch.no_grad():
+        at.add_(1)
+    b.backward()
+    bt.backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
+
+
 # ---------------------------------------------------------------- gradient arguments and dtypes
 def test_backward_non_scalar_needs_gradient():
     x, xt = twins([1.0, 2.0, 3.0])

@@ -133,7 +133,7 @@ def _run_function(fn: Function, pending: dict, deliver, wanted, captured, retain
         if wanted is not None and id(out) in wanted:
             captured[id(out)] = g
         grads_out.append(g)
-    for t, v in zip(fn.inputs, fn._versions, strict=True):
+    for t, v in zip(fn.inputs, fn._versions or (), strict=False):
         if t._version != v:
             raise RuntimeError(
                 f"{fn!r}: a tensor of shape {tuple(t.shape)} that it saved for backward was modified "

@@ -24,6 +24,11 @@ class Function:
     (one gradient per Tensor input, ``None`` where an input needs none)."""
 
     inputs: tuple[Tensor, ...] | None
+    # Whether backward reads its inputs' values. Then the inputs' version counters are recorded and
+    # backward refuses to run if one was modified in place since; ops whose backward needs only
+    # shapes or indices (add, reshape, sum, ...) set this to False, as PyTorch saves nothing for them.
+    saves_inputs = True
+    _versions: tuple[int, ...] | None = None
 
     def __call__(self, *inputs: Tensor) -> Any:
         arrays = [t.data for t in inputs]
@@ -43,7 +48,8 @@ class Function:
         if _GradMode.enabled and any(t._requires_grad for t in inputs):
             self.inputs = inputs
             self.needs_input_grad = tuple(t._requires_grad for t in inputs)
-            self._versions = tuple(t._version for t in inputs)
+            if self.saves_inputs:
+                self._versions = tuple(t._version for t in inputs)
             self._outputs = tuple(weakref.ref(r) for r in results)
             if multiple:
                 self._out_meta = tuple((o.shape, o.dtype) for o in outs)

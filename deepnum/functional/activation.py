@@ -17,6 +17,8 @@ __all__ = ["relu", "sigmoid", "softmax", "log_softmax"]
 class ReLU(Function):
     """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (Nair & Hinton 2010)."""
 
+    saves_inputs = False
+
     def forward(self, x):
         return get_array_module(x).maximum(x, 0)
 
@@ -26,6 +28,8 @@ class ReLU(Function):
 
 class Sigmoid(Function):
     """y = 1/(1 + e^(-x)), computed as (1 + tanh(x/2))/2, which never overflows; dy/dx = y(1 - y)."""
+
+    saves_inputs = False
 
     def forward(self, x):
         return get_array_module(x).tanh(x * 0.5) * 0.5 + 0.5
@@ -37,6 +41,8 @@ class Sigmoid(Function):
 
 class Softmax(Function):
     """y_i = e^(x_i - max x) / Σ_j e^(x_j - max x); dL/dx = y·(g - Σ g·y)."""
+
+    saves_inputs = False
 
     def __init__(self, dim: int):
         self.dim = dim
@@ -57,6 +63,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x - logsumexp(x); dL/dx = g - softmax(x)·Σ g."""
+
+    saves_inputs = False
 
     def __init__(self, dim: int):
         self.dim = dim

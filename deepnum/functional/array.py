@@ -18,8 +18,8 @@ from deepnum.tensor import Tensor
 
 __all__ = [
     "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "expand", "broadcast_to",
-    "sum_to", "cast", "to_device", "clone", "repeat", "cat", "concat", "stack", "split", "chunk",
-    "unbind", "flip", "roll", "tril", "triu", "movedim", "swapaxes", "swapdims", "narrow", "pad",
+    "sum_to", "cast", "to_device", "clone", "repeat", "flip", "roll", "tril", "triu", "movedim",
+    "swapaxes", "swapdims",
 ]
 
 
@@ -50,6 +50,8 @@ def _dims(dims: Any, ndim: int, op: str) -> tuple[int, ...]:
 
 class Reshape(Function):
     """The same elements, row-major, in a new shape; the gradient is reshaped back."""
+
+    saves_inputs = False
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -118,6 +120,8 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
 class Permute(Function):
     """y = x with axes reordered; the gradient applies the inverse permutation."""
 
+    saves_inputs = False
+
     def __init__(self, axes: tuple[int, ...]):
         self.axes = axes
 
@@ -170,6 +174,8 @@ def movedim(input: Tensor, source: int | Sequence[int], destination: int | Seque
 class BroadcastTo(Function):
     """Repeat along size-1 (or missing leading) axes; the gradient sums them back."""
 
+    saves_inputs = False
+
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
 
@@ -183,6 +189,8 @@ class BroadcastTo(Function):
 
 class SumTo(Function):
     """Sum a broadcast gradient back to ``shape``: the adjoint of broadcasting."""
+
+    saves_inputs = False
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
@@ -231,6 +239,8 @@ def sum_to(input: Tensor, shape: tuple[int, ...]) -> Tensor:
 class Cast(Function):
     """Change dtype; the gradient is cast back."""
 
+    saves_inputs = False
+
     def __init__(self, dtype: np.dtype):
         self.dtype = dtype
 
@@ -250,6 +260,8 @@ def cast(input: Tensor, dtype: Any) -> Tensor:
 class ToDevice(Function):
     """Copy to another device; the gradient is copied back."""
 
+    saves_inputs = False
+
     def __init__(self, device: str):
         self.device = device
 
@@ -268,6 +280,8 @@ def to_device(input: Tensor, device: str) -> Tensor:
 class Clone(Function):
     """y = copy of x; dy/dx = 1."""
 
+    saves_inputs = False
+
     def forward(self, x):
         return x.copy()
 
@@ -283,6 +297,8 @@ def clone(input: Tensor) -> Tensor:
 class Repeat(Function):
     """Tile the input ``reps[i]`` times along axis i. The gradient sums the tiles: seen as shape
     (r0, s0, r1, s1, ...), it is summed over every r axis."""
+
+    saves_inputs = False
 
     def __init__(self, reps: tuple[int, ...]):
         self.reps = reps
@@ -310,6 +326,8 @@ def repeat(input: Tensor, *sizes: Any) -> Tensor:
 class Flip(Function):
     """Reverse the order along ``dims``; a flip is its own inverse, so the gradient flips back."""
 
+    saves_inputs = False
+
     def __init__(self, dims: tuple[int, ...]):
         self.dims = dims
 
@@ -329,6 +347,8 @@ def flip(input: Tensor, dims: int | Sequence[int], *more: int) -> Tensor:
 class Roll(Function):
     """y[i] = x[(i - shift) mod n] along each dim (over the flattened tensor when dims is None);
     the gradient rolls back by -shift."""
+
+    saves_inputs = False
 
     def __init__(self, shifts: Any, dims: Any):
         self.shifts, self.dims = shifts, dims
@@ -360,6 +380,8 @@ def roll(input: Tensor, shifts: int | Sequence[int], dims: int | Sequence[int] |
 class _Triangle(Function):
     """Keep one triangle of the last two axes, zero the rest; the gradient keeps the same triangle."""
 
+    saves_inputs = False
+
     def __init__(self, diagonal: int):
         self.diagonal = diagonal
 
@@ -390,8 +412,3 @@ def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     if input.ndim < 2:
         raise RuntimeError(f"triu: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
     return Triu(diagonal)(input)
-
-
-# The joining and cutting ops live in their own file (this one would pass 500 lines) and are
-# re-exported here, so they are part of this module's namespace and __all__.
-from deepnum.functional.joining import cat, chunk, concat, narrow, pad, split, stack, unbind  # noqa: E402

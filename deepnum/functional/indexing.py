@@ -75,6 +75,8 @@ def _has_array(index: Any) -> bool:
 class GetItem(Function):
     """y = x[index]; the gradient goes back to the positions read (``GetItemGrad``)."""
 
+    saves_inputs = False
+
     def __init__(self, index: Any):
         self.index = index
 
@@ -89,6 +91,8 @@ class GetItem(Function):
 class GetItemGrad(Function):
     """Scatter-add the gradient of ``x[index]`` into zeros of x's shape; its own backward is
     ``getitem`` again (the two are adjoint linear maps)."""
+
+    saves_inputs = False
 
     def __init__(self, index: Any, shape: tuple[int, ...]):
         self.index, self.shape = index, shape
@@ -215,6 +219,8 @@ def gather(input: Tensor, dim: int, index: Tensor, *, sparse_grad: bool = False)
 class ScatterAdd(Function):
     """y = x, then y[i][index[i][j]] += src[i][j] (for dim=1). dy/dx = identity; dy/dsrc reads the
     gradient back through the same index (a gather), zero where ``src`` was not used."""
+
+    saves_inputs = False
 
     def __init__(self, index: tuple, used: tuple):
         self.index, self.used = index, used

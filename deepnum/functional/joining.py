@@ -2,7 +2,7 @@
 
 Each pair is adjoint: the gradient of a concatenation is the split of the gradient and vice versa,
 the gradient of a pad is a crop and vice versa, so backward passes are built from these same ops
-and higher-order gradients come for free. Re-exported by ``deepnum.functional.array``.
+and higher-order gradients come for free.
 """
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def _promoted(tensors: Sequence[Tensor], op: str) -> list[Tensor]:
 class Cat(Function):
     """Join along ``dim``; the gradient is split back into the input sizes. Legacy empty tensors of
     shape (0,) are skipped, as in PyTorch, and get an empty gradient."""
+
+    saves_inputs = False
 
     def __init__(self, dim: int, skip: tuple[bool, ...]):
         self.dim, self.skip = dim, skip
@@ -77,6 +79,8 @@ concat = cat
 class Stack(Function):
     """Join equal-shaped tensors along a new axis ``dim``; the gradient unbinds that axis."""
 
+    saves_inputs = False
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -101,6 +105,8 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 class Split(Function):
     """Cut along ``dim`` into pieces of the given sizes (views). The gradient concatenates the
     pieces' gradients; the engine passes zeros for the pieces that were not used."""
+
+    saves_inputs = False
 
     def __init__(self, sizes: Sequence[int], dim: int):
         self.sizes, self.dim = tuple(sizes), dim
@@ -147,6 +153,8 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
 class Unbind(Function):
     """The slices x[..., i, ...] along ``dim`` (views); the gradient stacks them back."""
 
+    saves_inputs = False
+
     def __init__(self, dim: int):
         self.dim = dim
 
@@ -169,6 +177,8 @@ class ConstantPad(Function):
     """Pad each axis with ``value`` where a width is positive and crop it where a width is negative.
     The gradient applies the opposite widths with zeros: it crops what was padded and zero-pads what
     was cropped (so narrow's gradient is a zero pad and the pad's gradient is a narrow)."""
+
+    saves_inputs = False
 
     def __init__(self, widths: Sequence[tuple[int, int]], value: Any = 0):
         self.widths, self.value = tuple(widths), value
@@ -204,6 +214,8 @@ class IndexPad(Function):
     input positions they copy (reflect, replicate, circular). The gradient adds every output slice
     back to its source: IndexPadGrad."""
 
+    saves_inputs = False
+
     def __init__(self, maps: Sequence[tuple[int, np.ndarray, int]]):
         self.maps = tuple(maps)
 
@@ -221,6 +233,8 @@ class IndexPadGrad(Function):
     """The adjoint of IndexPad: scatter-add along each axis, in reverse order. Runs of the index map
     with step ±1 add whole slices, runs with step 0 (replicate) add their sum. Its own gradient is
     IndexPad, so higher derivatives work."""
+
+    saves_inputs = False
 
     def __init__(self, maps: Sequence[tuple[int, np.ndarray, int]]):
         self.maps = tuple(maps)

@@ -10,14 +10,19 @@ import string
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional._operands import promote
 from deepnum.functional.array import broadcast_to, reshape, squeeze, sum_to, transpose, unsqueeze
+from deepnum.functional.compare import sign
 from deepnum.functional.indexing import getitem
+from deepnum.functional.math import abs, where
+from deepnum.functional.reduction import amax, amin, expand_reduced, reduce_axes, require_floating, sum
 from deepnum.tensor import Tensor
 
-__all__ = ["matmul", "mm", "bmm", "einsum"]
+__all__ = ["matmul", "mm", "bmm", "einsum", "norm"]
 
 
 class MatMul(Function):
@@ -222,3 +227,61 @@ def einsum(equation: Any, *operands: Any) -> Tensor:
     subs = [s for _, s in pairs]
     tensors = _broadcast_letters([t for t, _ in pairs], subs)
     return Einsum(subs, out)(*tensors)
+
+
+class PNorm(Function):
+    """‖x‖_p = (Σ|x|^p)^(1/p) (p = 0 counts the non-zeros and has no gradient);
+    d‖x‖_p/dx = sign(x)·(|x|/‖x‖)^(p-1), taken as 0 where x = 0 or ‖x‖ = 0, as PyTorch."""
+
+    def __init__(self, p: float, axes: tuple[int, ...], keepdim: bool):
+        self.p, self.axes, self.keepdim = p, axes, keepdim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.in_shape = x.shape
+        reduce = {"axis": self.axes, "keepdims": self.keepdim}
+        if self.p == 0:
+            return (x != 0).sum(**reduce).astype(x.dtype)
+        if self.p == 2:
+            return xp.sqrt((x * x).sum(**reduce))
+        with np.errstate(divide="ignore"):  # 0^p = inf for p < 0
+            return (xp.abs(x) ** self.p).sum(**reduce) ** (1 / self.p)
+
+    def backward(self, gy):
+        if self.p == 0:
+            return None
+        x = self.inputs[0]
+        expand = (self.in_shape, self.axes, self.keepdim)
+        y = expand_reduced(self.output(), *expand)
+        y_safe = where(Tensor._make(y.data == 0), 1.0, y)
+        g = expand_reduced(gy, *expand)
+        if self.p == 2:
+            return g * x / y_safe
+        ax = abs(x)
+        ax_safe = where(Tensor._make(ax.data == 0), 1.0, ax)
+        return g * sign(x) * (ax_safe / y_safe) ** (self.p - 1)
+
+
+def norm(input: Tensor, p: float | str | None = "fro", dim: Any = None, keepdim: bool = False,
+         dtype: Any = None) -> Tensor:
+    """``torch.norm``: the vector p-norm over ``dim`` (all elements when None) for a number p
+    (2, 1, inf, -inf, 0 or any other); 'fro' is the 2-norm over at most two dims."""
+    (x,) = promote(input)
+    if dtype is not None:
+        x = x.to(dtype)
+    require_floating("norm", x)
+    if isinstance(p, str):
+        if p != "fro":
+            raise NotImplementedError(f"norm(): p={p!r} is not supported; use 'fro' or a number")
+        if isinstance(dim, tuple | list) and len(dim) > 2:
+            raise RuntimeError(f"norm(): p='fro' takes at most 2 dims, got dim={dim} for shape {tuple(x.shape)}")
+        p = 2
+    p = 2.0 if p is None else float(p)
+    axes = reduce_axes("norm", dim, x)
+    if p == float("inf"):
+        return amax(abs(x), axes, keepdim)
+    if p == -float("inf"):
+        return amin(abs(x), axes, keepdim)
+    if p == 1:
+        return sum(abs(x), axes, keepdim)
+    return PNorm(p, axes, keepdim)(x)

@@ -1,4 +1,4 @@
-"""Elementwise math: arithmetic with broadcasting, powers, exponentials, trigonometry, comparisons.
+"""Elementwise math: arithmetic with broadcasting, powers, exponentials, trigonometry, clamp, where.
 
 Each op is a ``Function`` whose ``backward`` is the derivative from calculus; broadcasting in the
 forward pass becomes a sum over the broadcast axes in the backward pass (``sum_to``).
@@ -11,13 +11,13 @@ from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional._operands import promote, raw
 from deepnum.functional.array import sum_to
+from deepnum.functional.compare import Piecewise, constant, floor, sign
 from deepnum.tensor import Tensor
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "rsqrt", "abs", "sign",
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "rsqrt", "abs",
     "sin", "cos", "tanh", "clamp", "clip", "maximum", "minimum", "where", "reciprocal", "square",
-    "floor", "ceil", "round", "floor_divide", "remainder", "eq", "ne", "lt", "le", "gt", "ge",
-    "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite",
+    "floor_divide", "remainder",
 ]
 
 
@@ -38,6 +38,8 @@ class _Binary(Function):
 class Add(_Binary):
     """y = a + b; dy/da = dy/db = 1."""
 
+    saves_inputs = False
+
     def compute(self, a, b):
         return a + b
 
@@ -47,6 +49,8 @@ class Add(_Binary):
 
 class Sub(_Binary):
     """y = a - b."""
+
+    saves_inputs = False
 
     def compute(self, a, b):
         return a - b
@@ -153,6 +157,8 @@ class Remainder(_Binary):
 class Where(Function):
     """y = a where cond else b; the gradient goes to the branch that was chosen."""
 
+    saves_inputs = False
+
     def __init__(self, condition: Any):
         self.condition = condition
 
@@ -217,7 +223,7 @@ def remainder(input: Any, other: Any) -> Tensor:
 def floor_divide(input: Any, other: Any) -> Tensor:
     """floor(input / other); piecewise constant, so it has no gradient."""
     a, b = promote(input, other)
-    return _constant(_floor_divide(a.data, b.data))
+    return constant(_floor_divide(a.data, b.data))
 
 
 def _floor_divide(a: Any, b: Any) -> Any:
@@ -253,6 +259,8 @@ class _Unary(Function):
 
 
 class Neg(_Unary):
+    saves_inputs = False
+
     def compute(self, xp, x):
         return -x
 
@@ -429,83 +437,3 @@ def clamp(input: Any, min: Any = None, max: Any = None) -> Tensor:
 
 
 clip = clamp
-
-
-def _constant(array: Any) -> Tensor:
-    """A result with no gradient (comparisons, rounding, signs)."""
-    return Tensor._make(array)
-
-
-def _no_grad_unary(name: str, doc: str):
-    def op(input: Any) -> Tensor:
-        x = raw(input)
-        return _constant(getattr(get_array_module(x), name)(x))
-
-    op.__name__, op.__doc__ = name, doc
-    return op
-
-
-class Piecewise(Function):
-    """A piecewise-constant op (sign, floor, ceil, round, rounded division): its derivative is 0
-    wherever it exists, so every input gets a zero gradient, as in PyTorch."""
-
-    def __init__(self, name: str, fn: Any):
-        self.op_name, self.fn = name, fn
-
-    @property
-    def name(self) -> str:
-        return self.op_name
-
-    def forward(self, *arrays):
-        self.shapes = tuple(a.shape for a in arrays)
-        return self.fn(*arrays)
-
-    def backward(self, gy):
-        xp = get_array_module(gy.data)
-        grads = tuple(Tensor._make(xp.zeros(shape, dtype=gy.dtype)) if need else None
-                      for shape, need in zip(self.shapes, self.needs_input_grad))
-        return grads if len(grads) > 1 else grads[0]
-
-
-def _piecewise_unary(name: str, doc: str):
-    def op(input: Any) -> Tensor:
-        (x,) = promote(input)
-        return Piecewise(name, getattr(get_array_module(x.data), name))(x)
-
-    op.__name__, op.__doc__ = name, doc
-    return op
-
-
-sign = _piecewise_unary("sign", "-1, 0 or +1 elementwise; zero gradient.")
-floor = _piecewise_unary("floor", "Round down; zero gradient.")
-ceil = _piecewise_unary("ceil", "Round up; zero gradient.")
-isnan = _no_grad_unary("isnan", "True where NaN.")
-isinf = _no_grad_unary("isinf", "True where ±inf.")
-isfinite = _no_grad_unary("isfinite", "True where finite.")
-logical_not = _no_grad_unary("logical_not", "Elementwise not.")
-
-
-def round(input: Any, decimals: int = 0) -> Tensor:
-    """Round half to even (as PyTorch); zero gradient."""
-    (x,) = promote(input)
-    return Piecewise("round", lambda a: get_array_module(a).round(a, decimals))(x)
-
-
-def _compare(name: str):
-    def op(input: Any, other: Any) -> Tensor:
-        a, b = promote(input, other)
-        return _constant(getattr(get_array_module(a.data), name)(a.data, b.data))
-
-    op.__name__ = name
-    op.__doc__ = f"Elementwise ``{name}`` with broadcasting; a bool tensor."
-    return op
-
-
-eq = _compare("equal")
-ne = _compare("not_equal")
-lt = _compare("less")
-le = _compare("less_equal")
-gt = _compare("greater")
-ge = _compare("greater_equal")
-logical_and = _compare("logical_and")
-logical_or = _compare("logical_or")

@@ -15,12 +15,12 @@ from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module, int64
 from deepnum.functional._operands import promote, raw
 from deepnum.functional.array import broadcast_to, reshape
-from deepnum.functional.math import abs, exp, maximum, minimum, sign, where
+from deepnum.functional.math import exp, maximum, minimum, where
 from deepnum.tensor import Tensor
 
 __all__ = [
     "sum", "mean", "var", "std", "max", "min", "amax", "amin", "argmax", "argmin", "logsumexp",
-    "cumsum", "prod", "norm", "all", "any",
+    "cumsum", "prod", "all", "any",
 ]
 
 # The named tuples that max(input, dim) and min(input, dim) return, as torch.return_types.max/min.
@@ -46,7 +46,7 @@ def normalize_dims(dim: Any, ndim: int, empty_means_all: bool = True) -> tuple[i
     return tuple(sorted({d % ndim for d in dims}))
 
 
-def _axes(op: str, dim: Any, x: Any, empty_means_all: bool = True) -> tuple[int, ...]:
+def reduce_axes(op: str, dim: Any, x: Any, empty_means_all: bool = True) -> tuple[int, ...]:
     """``normalize_dims`` with errors that name the op and the input shape."""
     try:
         return normalize_dims(dim, x.ndim, empty_means_all)
@@ -58,7 +58,7 @@ def _one_dim(op: str, dim: Any, x: Any) -> tuple[int, ...]:
     """A single int ``dim`` (as a one-element or, for 0-d inputs, empty axes tuple)."""
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"{op}(): argument 'dim' must be an int, got {dim!r}")
-    return _axes(op, dim, x)
+    return reduce_axes(op, dim, x)
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
@@ -79,7 +79,7 @@ def _check_nonempty(op: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> N
             raise IndexError(f"{op}(): expected reduction dim {a} to have non-zero size, got input shape {shape}")
 
 
-def _floating(op: str, x: Tensor) -> None:
+def require_floating(op: str, x: Tensor) -> None:
     if x.dtype.kind not in "fc":
         raise RuntimeError(f"{op}(): expected a floating point input, got {x.dtype} of shape {tuple(x.shape)}")
 
@@ -106,6 +106,8 @@ def expand_reduced(gy: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...],
 class Sum(Function):
     """y = Σ x over ``axes``; every input element gets the gradient of its sum."""
 
+    saves_inputs = False
+
     def __init__(self, axes: tuple[int, ...], keepdim: bool):
         self.axes, self.keepdim = axes, keepdim
 
@@ -120,7 +122,7 @@ class Sum(Function):
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (all dimensions when None). Integer and bool inputs sum to int64, as PyTorch."""
     x = _integers_to_int64(input, dtype)
-    return Sum(_axes("sum", dim, x), keepdim)(x)
+    return Sum(reduce_axes("sum", dim, x), keepdim)(x)
 
 
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
@@ -130,7 +132,7 @@ def mean(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = Non
         x = x.to(dtype)
     if x.dtype.kind not in "fc":
         raise RuntimeError(f"mean(): could not infer output dtype; input dtype must be floating, got {x.dtype}")
-    axes = _axes("mean", dim, x)
+    axes = reduce_axes("mean", dim, x)
     count = _count(x.shape, axes)
     return Sum(axes, keepdim)(x) / count if count else Sum(axes, keepdim)(x) * float("nan")
 
@@ -189,7 +191,7 @@ def _var_args(op: str, input: Tensor, dim: Any, unbiased: Any, correction: Any) 
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     (x,) = promote(input)
-    _floating(op, x)
+    require_floating(op, x)
     return x, dim, correction
 
 
@@ -197,14 +199,14 @@ def var(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: b
         correction: float | None = None) -> Tensor:
     """Variance over ``dim`` with ``correction`` (default 1: the unbiased estimate)."""
     x, dim, correction = _var_args("var", input, dim, unbiased, correction)
-    return Var(_axes("var", dim, x), keepdim, correction)(x)
+    return Var(reduce_axes("var", dim, x), keepdim, correction)(x)
 
 
 def std(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: float | None = None) -> Tensor:
     """Standard deviation √var over ``dim`` (same arguments as ``var``)."""
     x, dim, correction = _var_args("std", input, dim, unbiased, correction)
-    return Std(_axes("std", dim, x), keepdim, correction)(x)
+    return Std(reduce_axes("std", dim, x), keepdim, correction)(x)
 
 
 # ----------------------------------------------------------------------------- max, min, argmax
@@ -233,6 +235,8 @@ class Extreme(Function):
 class ExtremeAlong(Function):
     """(values, indices) of the max (or min) along one dim; the gradient goes to the selected index
     only (the first of tied elements), as ``torch.max(x, dim)``."""
+
+    saves_inputs = False
 
     def __init__(self, axes: tuple[int, ...], keepdim: bool, largest: bool):
         self.axes, self.keepdim, self.largest = axes, keepdim, largest
@@ -290,7 +294,7 @@ def min(input: Tensor, dim: Any = None, keepdim: bool = False, *, other: Tensor 
 
 def _amax(op: str, largest: bool, input: Tensor, dim: Any, keepdim: bool) -> Tensor:
     (x,) = promote(input)
-    axes = _axes(op, dim, x)
+    axes = reduce_axes(op, dim, x)
     _check_nonempty(op, tuple(x.shape), axes)
     return Extreme(axes, keepdim, largest)(x)
 
@@ -360,12 +364,14 @@ class LogSumExp(Function):
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """log Σ exp(x) over ``dim`` (an int or a tuple), computed stably; integers give the default float."""
     (x,) = promote(input, floating=True)
-    return LogSumExp(_axes("logsumexp", dim, x), keepdim)(x)
+    return LogSumExp(reduce_axes("logsumexp", dim, x), keepdim)(x)
 
 
 class CumSum(Function):
     """y_i = Σ_{j≤i} x_j along one dim (``reverse``: Σ_{j≥i}). The two are each other's adjoint, so the
     backward of a cumulative sum is the reversed cumulative sum of the gradient and vice versa."""
+
+    saves_inputs = False
 
     def __init__(self, axes: tuple[int, ...], reverse: bool = False):
         self.axes, self.reverse = axes, reverse
@@ -429,70 +435,11 @@ def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype:
     return Prod(axes, keepdim and dim is not None)(x)
 
 
-# ----------------------------------------------------------------------------- norm
-class PNorm(Function):
-    """‖x‖_p = (Σ|x|^p)^(1/p) (p = 0 counts the non-zeros and has no gradient);
-    d‖x‖_p/dx = sign(x)·(|x|/‖x‖)^(p-1), taken as 0 where x = 0 or ‖x‖ = 0, as PyTorch."""
-
-    def __init__(self, p: float, axes: tuple[int, ...], keepdim: bool):
-        self.p, self.axes, self.keepdim = p, axes, keepdim
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.in_shape = x.shape
-        reduce = {"axis": self.axes, "keepdims": self.keepdim}
-        if self.p == 0:
-            return (x != 0).sum(**reduce).astype(x.dtype)
-        if self.p == 2:
-            return xp.sqrt((x * x).sum(**reduce))
-        with np.errstate(divide="ignore"):  # 0^p = inf for p < 0
-            return (xp.abs(x) ** self.p).sum(**reduce) ** (1 / self.p)
-
-    def backward(self, gy):
-        if self.p == 0:
-            return None
-        x = self.inputs[0]
-        expand = (self.in_shape, self.axes, self.keepdim)
-        y = expand_reduced(self.output(), *expand)
-        y_safe = where(_const(y.data == 0), 1.0, y)
-        g = expand_reduced(gy, *expand)
-        if self.p == 2:
-            return g * x / y_safe
-        ax = abs(x)
-        ax_safe = where(_const(ax.data == 0), 1.0, ax)
-        return g * sign(x) * (ax_safe / y_safe) ** (self.p - 1)
-
-
-def norm(input: Tensor, p: float | str | None = "fro", dim: Any = None, keepdim: bool = False,
-         dtype: Any = None) -> Tensor:
-    """``torch.norm``: the vector p-norm over ``dim`` (all elements when None) for a number p
-    (2, 1, inf, -inf, 0 or any other); 'fro' is the 2-norm over at most two dims."""
-    (x,) = promote(input)
-    if dtype is not None:
-        x = x.to(dtype)
-    _floating("norm", x)
-    if isinstance(p, str):
-        if p != "fro":
-            raise NotImplementedError(f"norm(): p={p!r} is not supported; use 'fro' or a number")
-        if isinstance(dim, tuple | list) and len(dim) > 2:
-            raise RuntimeError(f"norm(): p='fro' takes at most 2 dims, got dim={dim} for shape {tuple(x.shape)}")
-        p = 2
-    p = 2.0 if p is None else float(p)
-    axes = _axes("norm", dim, x)
-    if p == float("inf"):
-        return amax(abs(x), axes, keepdim)
-    if p == -float("inf"):
-        return amin(abs(x), axes, keepdim)
-    if p == 1:
-        return sum(abs(x), axes, keepdim)
-    return PNorm(p, axes, keepdim)(x)
-
-
 # ----------------------------------------------------------------------------- all, any
 def _logical(op: str, input: Any, dim: Any, keepdim: bool) -> Tensor:
     x = raw(input)
     xp = get_array_module(x)
-    axes = _axes(op, dim, x, empty_means_all=False)
+    axes = reduce_axes(op, dim, x, empty_means_all=False)
     out = getattr(xp, op)(x, axis=axes, keepdims=keepdim)
     return _const(xp.asarray(out, dtype=x.dtype if x.dtype == xp.uint8 else bool))
 
