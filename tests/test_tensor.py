@@ -242,3 +242,21 @@ def test_hash_is_identity():
     table = {a: "a", b: "b"}
     assert table[a] == "a" and table[b] == "b"
     assert hash(a) == hash(a) and hash(a) != hash(b)
+
+
+class _GpuLikeArray(np.ndarray):
+    """A NumPy array that reports itself as living on the GPU (its class module starts with
+    'cupy'), so the device check can be exercised on a machine without CuPy."""
+
+    __module__ = "cupy._fake"
+
+
+def test_op_on_tensors_of_different_devices_names_op_and_shapes():
+    cpu = dn.ones(2, 3)
+    gpu = dn.Tensor._make(np.ones((2, 3), dtype=np.float32).view(_GpuLikeArray))
+    assert gpu.device == "cuda"
+    expected = r"add: expected all tensors on the same device, got cpu\(2, 3\), cuda\(2, 3\)"
+    with pytest.raises(RuntimeError, match=expected):
+        cpu + gpu
+    with pytest.raises(RuntimeError, match=r"matmul: expected all tensors on the same device"):
+        cpu @ gpu.mT
