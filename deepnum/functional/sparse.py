@@ -1,0 +1,4 @@
+"""Embedding look-ups and one_hot."""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,4 @@
+"""activation layers, as torch.nn.modules.activation."""
+from __future__ import annotations
+
+__all__: list[str] = []

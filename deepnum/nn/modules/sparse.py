@@ -1,0 +1,4 @@
+"""sparse layers, as torch.nn.modules.sparse."""
+from __future__ import annotations
+
+__all__: list[str] = []
