@@ -36,9 +36,14 @@ class Sequential(Module):
         self._modules[key] = module
 
     def __delitem__(self, index: int | slice) -> None:
+        """Remove modules and renumber the rest 0, 1, ... (PyTorch does the same)."""
         keys = list(self._modules.keys())
         for key in (keys[index] if isinstance(index, slice) else [keys[index]]):
             del self._modules[key]
+        remaining = list(self._modules.values())
+        self._modules.clear()
+        for i, module in enumerate(remaining):
+            self._modules[str(i)] = module
 
     def __len__(self) -> int:
         return len(self._modules)
