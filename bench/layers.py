@@ -49,7 +49,7 @@ def _same_weights(ours, theirs) -> None:
 
 
 def build_lenet_step(lib_name: str, reference=None):
-    lib, nn, F, optim = _libs(lib_name)
+    lib, nn, functional, optim = _libs(lib_name)
     model = lenet5(nn)
     if reference is not None:
         _same_weights(model, reference)
@@ -60,7 +60,7 @@ def build_lenet_step(lib_name: str, reference=None):
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        loss = functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return loss
