@@ -48,7 +48,7 @@ def _analytical_jacobian(fn: Callable, inputs: Sequence[Any], index: int) -> lis
     jacobians = []
     for out in outs:
         jac = np.zeros((out.data.size, x.data.size))
-        for i in range(out.data.size):
+        for i in range(out.data.size if out.requires_grad else 0):  # an output outside the graph: zero Jacobian
             seed = np.zeros(out.data.size, dtype=out.dtype)
             seed[i] = 1
             (g,) = grad([out], [x], [Tensor._make(seed.reshape(out.shape))], retain_graph=True,

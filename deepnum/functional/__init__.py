@@ -10,5 +10,9 @@ from deepnum.functional.linalg import *  # noqa: F403
 from deepnum.functional.math import *  # noqa: F403
 from deepnum.functional.reduction import *  # noqa: F403
 
+# The layer families (conv, pooling, normalization, loss, ...) are not star-imported: they are
+# deepnum.nn.functional's, not top-level deepnum names. Their module names must not shadow an op
+# name exported here (a submodule import binds its name on this package).
+
 _MODULES = (math, compare, array, joining, linalg, reduction, activation, indexing)
 __all__ = [name for module in _MODULES for name in module.__all__]

@@ -1,17 +1,32 @@
 """Activation functions: the non-linearities between layers (without them a deep net collapses
-into one linear map), plus softmax and log-softmax over a dimension."""
+into one linear map), plus softmax and log-softmax over a dimension.
+
+The piecewise-linear ones (ReLU, leaky ReLU, hardtanh/ReLU6, hardsigmoid, hardswish) live here; the
+smooth ones (sigmoid, softplus, ELU, GELU, SiLU, Mish) in ``_activation_smooth.py``.
+
+``inplace=True`` (PyTorch's flag) writes the result into the input where the input is outside the
+autograd graph (it needs no gradient, or grad mode is off), as in PyTorch. On a tensor that is part
+of a graph deepnum cannot modify values in place, so the result is then returned as a new tensor
+and the input keeps its values; ``x = F.relu(x, inplace=True)`` behaves the same either way.
+"""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from deepnum.autograd.function import Function
+from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
+from deepnum.functional._activation_smooth import ELU, GELU, GELUTanh, Mish, Sigmoid, SiLU, Softplus
 from deepnum.functional._operands import promote
-from deepnum.functional.math import exp
+from deepnum.functional.math import exp, tanh  # noqa: F401  (tanh: torch.nn.functional.tanh)
 from deepnum.functional.reduction import sum
 from deepnum.tensor import Tensor
 
-__all__ = ["relu", "sigmoid", "softmax", "log_softmax"]
+__all__ = [
+    "relu", "relu_", "sigmoid", "softmax", "log_softmax", "leaky_relu", "elu", "gelu", "silu", "mish",
+    "hardtanh", "relu6", "hardsigmoid", "hardswish", "softplus",
+]
 
 
 class ReLU(Function):
@@ -26,17 +41,81 @@ class ReLU(Function):
         return gy * Tensor._make(self.output().data > 0).to(gy.dtype)
 
 
-class Sigmoid(Function):
-    """y = 1/(1 + e^(-x)), computed as (1 + tanh(x/2))/2, which never overflows; dy/dx = y(1 - y)."""
+class LeakyReLU(Function):
+    """y = x for x > 0, else s·x with a small slope s (Maas et al. 2013), computed as
+    max(x, 0) + s·min(x, 0) (exact, and several times faster than a masked select); dy/dx = 1 or s
+    (s at 0, as PyTorch): a constant per element."""
+
+    saves_inputs = False
+
+    def __init__(self, negative_slope: float):
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.positive = x > 0
+        y = xp.minimum(x, 0)
+        y *= self.negative_slope
+        y += xp.maximum(x, 0)
+        return y
+
+    def backward(self, gy):
+        m = self.positive.astype(gy.dtype)
+        slope = (1 - m) * self.negative_slope  # 1·m + s·(1 - m), exact for m ∈ {0, 1}
+        slope += m
+        return gy * Tensor._make(slope)
+
+
+class Hardtanh(Function):
+    """y = clamp(x, min_val, max_val); dy/dx = 1 strictly inside (min_val, max_val), else 0 (PyTorch's
+    rule, also at the bounds). ReLU6 (Krizhevsky 2010; MobileNets) is hardtanh(x, 0, 6)."""
+
+    saves_inputs = False
+
+    def __init__(self, min_val: float, max_val: float):
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, x):
+        self.inside = (x > self.min_val) & (x < self.max_val)
+        return get_array_module(x).clip(x, self.min_val, self.max_val).astype(x.dtype, copy=False)
+
+    def backward(self, gy):
+        return gy * Tensor._make(self.inside.astype(gy.dtype))
+
+
+class Hardsigmoid(Function):
+    """y = clamp(x + 3, 0, 6)/6, a piecewise-linear sigmoid (Howard et al. 2019, MobileNetV3);
+    dy/dx = 1/6 for -3 < x < 3, else 0."""
 
     saves_inputs = False
 
     def forward(self, x):
-        return get_array_module(x).tanh(x * 0.5) * 0.5 + 0.5
+        self.inside = (x > -3) & (x < 3)
+        y = get_array_module(x).clip(x + 3, 0, 6)
+        y /= 6
+        return y
 
     def backward(self, gy):
-        y = self.output()
-        return gy * y * (1 - y)
+        return gy * Tensor._make(self.inside.astype(gy.dtype) / 6)
+
+
+class Hardswish(Function):
+    """y = x·clamp(x + 3, 0, 6)/6 (Howard et al. 2019, MobileNetV3: swish with a hard sigmoid);
+    dy/dx = 0 for x ≤ -3, x/3 + 1/2 for -3 < x < 3, 1 for x ≥ 3 (PyTorch's choice at the kinks);
+    d²y/dx² = 1/3 between -3 and 3."""
+
+    def forward(self, x):
+        y = get_array_module(x).clip(x + 3, 0, 6)
+        y *= x
+        y /= 6
+        return y
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        xd = x.data
+        middle = ((xd > -3) & (xd < 3)).astype(xd.dtype)
+        offset = middle * 0.5 + (xd >= 3)
+        return gy * (x * Tensor._make(middle / 3) + Tensor._make(offset.astype(xd.dtype, copy=False)))
 
 
 class Softmax(Function):
@@ -80,18 +159,98 @@ class LogSoftmax(Function):
         return gy - exp(self.output()) * sum(gy, self.dim, keepdim=True)
 
 
-def relu(input: Tensor) -> Tensor:
-    return ReLU()(input)
+def _finish(input: Tensor, result: Tensor, inplace: bool) -> Tensor:
+    """Write ``result`` into ``input`` for ``inplace=True`` where that is allowed (see the module
+    docstring); otherwise return ``result``."""
+    if not inplace or (is_grad_enabled() and input.requires_grad) or result.dtype != input.dtype:
+        return result
+    return input.copy_(result)
+
+
+def _floating(input: Any) -> Tensor:
+    (x,) = promote(input, floating=True)
+    return x
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0) elementwise."""
+    return _finish(input, ReLU()(input), inplace)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """``relu(input, inplace=True)``."""
+    return relu(input, inplace=True)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, else negative_slope·x."""
+    return _finish(input, LeakyReLU(negative_slope)(_floating(input)), inplace)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val), with zero gradient at and beyond the bounds."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val cannot be greater than max_val, got min_val={min_val}, "
+                         f"max_val={max_val}")
+    return _finish(input, Hardtanh(min_val, max_val)(input), inplace)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) = hardtanh(x, 0, 6)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """clamp(x + 3, 0, 6)/6."""
+    return _finish(input, Hardsigmoid()(_floating(input)), inplace)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x·clamp(x + 3, 0, 6)/6."""
+    return _finish(input, Hardswish()(_floating(input)), inplace)
 
 
 def sigmoid(input: Tensor) -> Tensor:
-    (x,) = promote(input, floating=True)
-    return Sigmoid()(x)
+    """1/(1 + e^(-x))."""
+    return Sigmoid()(_floating(input))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(βx))/β, and x where βx > threshold."""
+    if beta == 0:
+        raise ValueError("softplus: beta must be non-zero (the result is divided by it), got 0")
+    return Softplus(beta, threshold)(_floating(input))
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, else alpha·(e^x - 1)."""
+    return _finish(input, ELU(alpha)(_floating(input)), inplace)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x·Φ(x) (``approximate='none'``) or its tanh approximation (``approximate='tanh'``)."""
+    if approximate == "none":
+        return GELU()(_floating(input))
+    if approximate == "tanh":
+        return GELUTanh()(_floating(input))
+    raise RuntimeError(f"gelu: approximate argument must be either none or tanh, got {approximate!r}")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x·σ(x) (swish)."""
+    return _finish(input, SiLU()(_floating(input)), inplace)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x·tanh(softplus(x))."""
+    return _finish(input, Mish()(_floating(input)), inplace)
 
 
 def _dim(dim: Any, x: Tensor, name: str) -> int:
-    if dim is None:
-        raise TypeError(f"{name}: pass dim explicitly (implicit dim is deprecated in PyTorch)")
+    if dim is None:  # PyTorch's deprecated implicit choice: 0 for 0-, 1- and 3-d inputs, else 1
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                      "Change the call to include dim=X as an argument.", UserWarning, stacklevel=3)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
     if x.ndim == 0:
         return 0
     if not -x.ndim <= dim < x.ndim:
@@ -100,7 +259,8 @@ def _dim(dim: Any, x: Tensor, name: str) -> int:
 
 
 def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
-    (x,) = promote(input, floating=True)
+    """e^x / Σ e^x along ``dim``."""
+    x = _floating(input)
     if dtype is not None:
         x = x.to(dtype)
     if x.ndim == 0:
@@ -109,7 +269,8 @@ def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
 
 
 def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
-    (x,) = promote(input, floating=True)
+    """x - logsumexp(x) along ``dim``."""
+    x = _floating(input)
     if dtype is not None:
         x = x.to(dtype)
     if x.ndim == 0:

@@ -7,7 +7,7 @@ from deepnum.functional.indexing import gather  # noqa: F401
 from deepnum.functional.joining import pad  # noqa: F401
 from deepnum.functional.loss import *  # noqa: F403
 from deepnum.functional.math import tanh  # noqa: F401
-from deepnum.functional.norm import *  # noqa: F403
+from deepnum.functional.normalization import *  # noqa: F403
 from deepnum.functional.pooling import *  # noqa: F403
 from deepnum.functional.sparse import *  # noqa: F403
 from deepnum.functional.upsampling import *  # noqa: F403

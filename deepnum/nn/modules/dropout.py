@@ -1,4 +1,49 @@
-"""dropout layers, as torch.nn.modules.dropout."""
+"""Dropout layers, as torch.nn.modules.dropout: active in training mode, the identity in evaluation
+mode (inverted dropout, Srivastava et al. 2014)."""
 from __future__ import annotations
 
-__all__: list[str] = []
+from deepnum.functional.dropout import dropout, dropout1d, dropout2d, dropout3d
+from deepnum.nn.modules.module import Module
+from deepnum.tensor import Tensor
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+
+
+class _DropoutNd(Module):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(_DropoutNd):
+    """Zero each element with probability p during training and scale the rest by 1/(1 - p)."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return dropout(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(_DropoutNd):
+    """Zero whole channels of (N, C, L) or (C, L) inputs with probability p during training."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(_DropoutNd):
+    """Zero whole feature maps of (N, C, H, W) inputs with probability p during training (Tompson
+    et al. 2015): neighbouring pixels are correlated, so element-wise dropout barely regularises."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return dropout2d(input, self.p, self.training, self.inplace)
+
+
+class Dropout3d(_DropoutNd):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs with probability p during training."""
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return dropout3d(input, self.p, self.training, self.inplace)

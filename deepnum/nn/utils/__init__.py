@@ -1,2 +1,7 @@
 """Utilities on parameters: gradient clipping."""
-from deepnum.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_  # noqa: F401
+from deepnum.nn.utils.clip_grad import (  # noqa: F401
+    clip_grad_norm_,
+    clip_grad_value_,
+    clip_grads_with_norm_,
+    get_total_norm,
+)
