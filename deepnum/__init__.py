@@ -34,3 +34,5 @@ def is_tensor(obj: object) -> bool:
 
 def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
+
+from deepnum import nn, optim  # noqa: E402  (as torch.nn and torch.optim after `import torch`)
