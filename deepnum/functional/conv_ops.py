@@ -5,30 +5,33 @@ zero-padded input xp, stride S, dilation D and G groups (one spatial dim shown):
 
     y[n, o, i] = Σ_{c in o's group} Σ_k w[o, c, k] · xp[n, c, i·S + k·D]
 
-**im2col** turns this into a matrix product. ``windows`` is an ``as_strided`` view of xp of shape
-(N, C, *kernel, *out) holding every window without copying (its strides are the input's strides
-times D along the kernel axes and times S along the output axes; kernel axes come before output
-axes, unlike the notes' (N, C, OH, OW, KH, KW), so that the product below is already in NCHW
-order). Copied into "columns"
-(n, G, C/G·K, L) (K = ∏kernel, L = ∏out) it is contracted with w reshaped to (G, O/G, C/G·K) by
-one batched ``matmul``: (G, O/G, C/G·K) @ (n, G, C/G·K, L) → (n, G, O/G, L), which is y in
-(N, O, *out) layout with no transpose. Groups are the batch axis G of the same product; a
-depthwise conv is the case C/G = O/G = 1.
+**im2col** turns this into a matrix product: copy every window of xp into a "columns" matrix
+(C/G·K rows per group, one column per output position; K = ∏kernel), then y = w @ columns with w
+reshaped to (G, O/G, C/G·K), ONE matmul per group for a whole batch tile. The columns are laid out
+channel-major, (C·K, n·L), so the batch is part of the matrix width, not a loop of small products.
 
-**Batch tiles (CPU).** The columns are K times larger than the input (75 MB for a 3×3 conv of a
-(128, 16, 32, 32) batch). Copying them all at once costs a fresh allocation that the OS must fault
-in page by page, and the matmul then streams them back from RAM. On the CPU the batch is therefore
-cut into tiles whose columns take about ``TILE_BYTES`` (a few samples), copied into one reused
-buffer that stays in cache: one matmul per tile, written straight into its slice of y. That made
-forward + backward 1.25–1.65× faster than the whole-batch version on CIFAR-sized layers (2 threads;
-tiles of 1–8 MB all do about as well). The whole batch is still one matmul when its columns fit in
-one tile and on the GPU (CuPy); a 1×1 stride-1 conv uses the input itself as columns, no copy.
-Nothing is saved for backward: the weight gradient rebuilds the columns tile by tile.
+Two ways to fill the columns:
 
-**col2im** is the adjoint: column gradients (n, C, *kernel, *out) are added back into a zero-padded
-image, one strided slice-add per kernel offset (a loop over the ∏kernel offsets, each adding a
-whole block; overlapping windows accumulate), and the padding is cut away. At stride 1 the same
-adjoint is computed faster as a conv with the reversed kernel (``conv_transpose_forward``).
+- **Unit stride ("wide" columns).** Flatten the channel-major padded image to (C, n·∏padded).
+  For kernel offset j, the windows of all positions p are the slice starting at p + shift_j, so
+  each block of C rows is ONE long contiguous copy (the notes' im2col, done K copies at a time).
+  Columns are made for every padded position; those beyond the output size are computed and
+  discarded (``from_grid``), and the output gradient is zero there (``to_grid``). The extra work
+  is ∏padded/∏out (13% for a 3×3 conv on 32×32, 56% on 8×8) and buys copies that run at memory
+  speed instead of one short copy per output row.
+- **Strided.** ``windows`` is an ``as_strided`` view of xp of shape (N, C, *kernel, *out) holding
+  every window without copying (strides = the input's times D on the kernel axes and times S on the
+  output axes); copying it channel-major gives the columns.
+
+**Batch tiles (CPU).** Columns are K times larger than the input (38 MB for a 3×3 conv of a
+(128, 32, 16, 16) batch). On the CPU the batch is cut into tiles whose columns take about
+``TILE_BYTES``, copied into one reused buffer that stays in cache. When the whole batch is one
+tile (and on the GPU, where there is no tiling), the forward pass keeps its columns for the weight
+gradient instead of copying the windows again.
+
+**col2im** is the adjoint: column gradients wᵀ @ gy are added back into a zero padded image, one
+slice-add per kernel offset (contiguous at unit stride, strided otherwise; overlapping windows
+accumulate), and the padding is cut away (the adjoint of padding is cropping).
 
 Three ``Function``s close under differentiation, so gradients of any order exist:
 
@@ -76,10 +79,21 @@ class ConvGeometry:
         return tuple(range(2, 2 + len(self.size)))
 
     @property
-    def is_pointwise(self) -> bool:
-        """A 1×1 kernel with stride 1 and no padding: the columns are the input itself."""
-        return (all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
-                and not any(self.lo) and not any(self.hi))
+    def unit_stride(self) -> bool:
+        """Stride 1 everywhere: the shifted-slice ("wide") im2col applies."""
+        return all(s == 1 for s in self.stride)
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """The positions per sample that the columns cover: every padded position at unit stride
+        (those past ``out`` are computed and discarded), else exactly the output positions."""
+        return self.padded if self.unit_stride else self.out
+
+    def shifts(self) -> list[int]:
+        """Where each kernel offset's window starts in the flattened padded image (unit stride)."""
+        row = [math.prod(self.padded[i + 1:]) for i in range(len(self.padded))]
+        return [sum(k * d * r for k, d, r in zip(offset, self.dilation, row))
+                for offset in itertools.product(*(range(k) for k in self.kernel))]
 
 
 def _pad_crop(a: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> Any:
@@ -115,22 +129,77 @@ def _tile(xp: Any, n: int, sample_bytes: int) -> int:
     return max(1, min(n, TILE_BYTES // max(sample_bytes, 1)))
 
 
+def _channel_major(a: Any) -> Any:
+    """(m, C, *S) → (C, m, *S) as a contiguous copy: the batch axis moves behind the channels so that
+    (C, m·∏S) is one matrix."""
+    xp = get_array_module(a)
+    return xp.ascontiguousarray(a.swapaxes(0, 1))
+
+
 def im2col_tiles(x: Any, geom: ConvGeometry) -> Iterator[tuple[slice, Any]]:
-    """Yield (batch slice, columns (n, G, C/G·∏kernel, ∏out)) tile by tile. The columns of one tile
-    live in a buffer that the next tile overwrites: use them before asking for the next."""
+    """Yield (batch slice, columns (G, C/G·∏kernel, m·∏grid)) tile by tile. Channel-major columns
+    make the whole tile ONE matrix product per group with the weight (O/G, C/G·∏kernel). The
+    columns of one tile live in a buffer that the next tile overwrites: use them before asking for
+    the next."""
+    if geom.unit_stride:
+        yield from _shifted_tiles(x, geom)
+        return
     xp = get_array_module(x)
     n, c, g = x.shape[0], x.shape[1], geom.groups
-    shape = (g, (c // g) * math.prod(geom.kernel), math.prod(geom.out))
-    if geom.is_pointwise:
-        yield slice(0, n), x.reshape((n,) + shape)
-        return
-    view = windows(x, geom)
-    step = _tile(xp, n, math.prod(shape) * x.itemsize)
-    buffer = xp.empty((step,) + view.shape[1:], dtype=x.dtype)
+    k, length = math.prod(geom.kernel), math.prod(geom.out)
+    view = windows(x, geom)  # (N, C, *kernel, *out)
+    nk = len(geom.kernel)
+    to_channel_major = (1, *range(2, 2 + nk), 0, *range(2 + nk, view.ndim))  # (C, *kernel, N, *out)
+    step = _tile(xp, n, c * k * length * x.itemsize)
+    buffer = xp.empty(c * k * step * length, dtype=x.dtype)
     for start in range(0, n, step):
         m = min(step, n - start)
-        xp.copyto(buffer[:m], view[start:start + m])
-        yield slice(start, start + m), buffer[:m].reshape((m,) + shape)
+        cols = buffer[: c * k * m * length].reshape((c,) + geom.kernel + (m,) + geom.out)
+        xp.copyto(cols, view[start:start + m].transpose(to_channel_major))
+        yield slice(start, start + m), cols.reshape(g, (c // g) * k, m * length)
+
+
+def _shifted_tiles(x: Any, geom: ConvGeometry) -> Iterator[tuple[slice, Any]]:
+    """im2col at unit stride. In the flattened, channel-major padded image (C, m·∏padded), the
+    window of kernel offset j for every position p is the slice starting at p + shift_j, so each
+    row block of the columns is ONE long contiguous copy (instead of one short copy per output
+    row). Columns are computed for every padded position; those past ``out`` are garbage that
+    ``from_grid`` discards (their tail is zero-filled so no NaN from stale memory can leak)."""
+    xp = get_array_module(x)
+    n, c, g = x.shape[0], x.shape[1], geom.groups
+    shifts, span = geom.shifts(), math.prod(geom.padded)
+    k = len(shifts)
+    step = _tile(xp, n, c * k * span * x.itemsize)
+    buffer = None if k == 1 else xp.empty(c * k * step * span, dtype=x.dtype)
+    for start in range(0, n, step):
+        m = min(step, n - start)
+        total = m * span
+        image = _channel_major(_pad_crop(x[start:start + m], geom.lo, geom.hi)).reshape(c, total)
+        if k == 1:
+            yield slice(start, start + m), image.reshape(g, c // g, total)
+            continue
+        cols = buffer[: c * k * total].reshape(c, k, total)
+        for j, shift in enumerate(shifts):
+            cols[:, j, :total - shift] = image[:, shift:]
+            cols[:, j, total - shift:] = 0
+        yield slice(start, start + m), cols.reshape(g, (c // g) * k, total)
+
+
+def to_grid(a: Any, geom: ConvGeometry) -> Any:
+    """(m, O, *out) → (O, m, *grid) contiguous, zero on the discarded positions of the wide grid."""
+    xp = get_array_module(a)
+    if not geom.unit_stride:
+        return _channel_major(a)
+    grid = xp.zeros((a.shape[1], a.shape[0]) + geom.padded, dtype=a.dtype)
+    grid[(_ALL, _ALL) + tuple(slice(0, o) for o in geom.out)] = a.swapaxes(0, 1)
+    return grid
+
+
+def from_grid(product: Any, geom: ConvGeometry) -> Any:
+    """(O, m, *grid) → (m, O, *out), a view."""
+    if geom.unit_stride:
+        product = product[(_ALL, _ALL) + tuple(slice(0, o) for o in geom.out)]
+    return product.swapaxes(0, 1)
 
 
 def _bmm(a: Any, b: Any, out: Any = None) -> Any:
@@ -142,75 +211,74 @@ def _bmm(a: Any, b: Any, out: Any = None) -> Any:
     return xp.matmul(a, b, out=out)
 
 
-def conv_forward(x: Any, w: Any, geom: ConvGeometry) -> Any:
-    """y = w ⋆ x: per batch tile ONE batched matmul (G, O/G, C/G·K) @ (n, G, C/G·K, L) → (n, G, O/G, L),
-    written into its slice of y (N, O, *out)."""
+def conv_forward(x: Any, w: Any, geom: ConvGeometry) -> tuple[Any, Any]:
+    """y = w ⋆ x: per batch tile ONE matmul per group, (G, O/G, C/G·K) @ (G, C/G·K, m·L) →
+    (G, O/G, m·L), i.e. (O, m, *out), moved into its slice of y (N, O, *out). Returns y and, when
+    the whole batch was one tile, its columns (the weight gradient reuses them instead of copying
+    the windows again); None otherwise."""
     xp = get_array_module(x)
     n, o, g = x.shape[0], w.shape[0], geom.groups
     wm = w.reshape(g, o // g, -1)
-    y = xp.empty((n, g, o // g, math.prod(geom.out)), dtype=x.dtype)
+    y = xp.empty((n, o) + geom.out, dtype=x.dtype)
+    columns = None
     for batch, cols in im2col_tiles(x, geom):
-        _bmm(wm, cols, out=y[batch])
-    return y.reshape((n, o) + geom.out)
+        m = batch.stop - batch.start
+        y[batch] = from_grid(_bmm(wm, cols).reshape((o, m) + geom.grid), geom)
+        columns = cols if m == n else None
+    return y, columns
 
 
 def col2im(cols: Any, geom: ConvGeometry, image: Any) -> None:
-    """The adjoint of im2col: add each column entry back where its window took it from.
-    ``cols`` (n, G, C/G·∏kernel, ∏out) into the padded ``image`` (n, C, *padded): one strided
-    slice-add per kernel offset."""
-    blocks = cols.reshape(image.shape[:2] + geom.kernel + geom.out)
+    """The adjoint of im2col: add each column entry back where its window took it from, into the
+    channel-major padded ``image`` (C, m, *padded). At unit stride one contiguous slice-add per
+    kernel offset on the flattened image; otherwise one strided block-add per kernel offset."""
+    c, m = image.shape[:2]
+    if geom.unit_stride:
+        flat = image.reshape(c, -1)
+        total = flat.shape[1]
+        blocks = cols.reshape(c, -1, total)
+        for j, shift in enumerate(geom.shifts()):
+            flat[:, shift:] += blocks[:, j, :total - shift]
+        return
+    blocks = cols.reshape((c,) + geom.kernel + (m,) + geom.out)
     for offset in itertools.product(*(range(k) for k in geom.kernel)):
-        target = tuple(slice(o * d, o * d + st * (m - 1) + 1, st)
-                       for o, d, st, m in zip(offset, geom.dilation, geom.stride, geom.out))
-        image[(_ALL, _ALL) + target] += blocks[(_ALL, _ALL) + offset]
-
-
-def _flipped_transposed(w: Any, groups: int) -> Any:
-    """w (O, C/G, *k) → (C, O/G, *k) with every kernel reversed: the weight of the conv that
-    equals conv_transpose when the stride is 1."""
-    xp = get_array_module(w)
-    o, cg = w.shape[:2]
-    k = w.shape[2:]
-    wt = w.reshape((groups, o // groups, cg) + k).swapaxes(1, 2).reshape((groups * cg, o // groups) + k)
-    return xp.ascontiguousarray(wt[(_ALL, _ALL) + (slice(None, None, -1),) * len(k)])
+        target = tuple(slice(o * d, o * d + st * (q - 1) + 1, st)
+                       for o, d, st, q in zip(offset, geom.dilation, geom.stride, geom.out))
+        image[(_ALL, _ALL) + target] += blocks[(_ALL,) + offset]
 
 
 def conv_transpose_forward(y: Any, w: Any, geom: ConvGeometry) -> Any:
-    """x = convᵀ(y, w) (N, O, *out) → (N, C, *size), the adjoint of conv_forward in x.
-
-    General case, col2im: per batch tile, columns = wᵀ @ y, (G, C/G·K, O/G) @ (n, G, O/G, L) in one
-    batched matmul, scattered back into the padded image. With stride 1 in every dim the adjoint is
-    also a plain stride-1 conv of y, padded by D·(K−1) − lo before and size + lo − out after
-    (negative: cropped), with the kernel reversed and its in/out axes swapped; im2col + matmul then
-    does the same work without the scatter and is 1.7–2× faster, so that path is taken."""
+    """x = convᵀ(y, w) (N, O, *out) → (N, C, *size), the adjoint of conv_forward in x: per batch
+    tile, columns = wᵀ @ y, (G, C/G·K, O/G) @ (G, O/G, m·∏grid), one matmul per group, then col2im
+    into the padded image, whose padding is cut away again (the adjoint of padding is cropping)."""
     xp = get_array_module(y)
     n, o, g = y.shape[0], y.shape[1], geom.groups
     channels = w.shape[1] * g
-    if all(s == 1 for s in geom.stride):
-        lo = tuple(d * (k - 1) - b for d, k, b in zip(geom.dilation, geom.kernel, geom.lo))
-        hi = tuple(s + b - m for s, b, m in zip(geom.size, geom.lo, geom.out))
-        inner = ConvGeometry(geom.out, geom.kernel, geom.stride, geom.dilation, lo, hi, g)
-        return conv_forward(y, _flipped_transposed(w, g), inner)
     wt = w.reshape(g, o // g, -1).swapaxes(1, 2)
-    ys = y.reshape(n, g, o // g, -1)
-    image = xp.zeros((n, channels) + geom.padded, dtype=y.dtype)
-    step = _tile(xp, n, channels * math.prod(geom.kernel) * math.prod(geom.out) * y.itemsize)
+    x = xp.empty((n, channels) + geom.size, dtype=y.dtype)
+    span = math.prod(geom.grid)
+    step = _tile(xp, n, channels * math.prod(geom.kernel) * span * y.itemsize)
+    unpad = (tuple(-b for b in geom.lo), tuple(-e for e in geom.hi))
     for start in range(0, n, step):
-        col2im(_bmm(wt, ys[start:start + step]), geom, image[start:start + step])
-    if not any(geom.lo) and not any(geom.hi):
-        return image
-    inner_slices = tuple(slice(b, b + s) for b, s in zip(geom.lo, geom.size))
-    return xp.ascontiguousarray(image[(_ALL, _ALL) + inner_slices])
+        m = min(step, n - start)
+        ys = to_grid(y[start:start + m], geom).reshape(g, o // g, m * span)
+        image = xp.zeros((channels, m) + geom.padded, dtype=y.dtype)
+        col2im(_bmm(wt, ys), geom, image)
+        x[start:start + m] = _pad_crop(image.swapaxes(0, 1), *unpad)
+    return x
 
 
-def weight_grad(gy: Any, x: Any, geom: ConvGeometry) -> Any:
-    """gw = Σ_n gy_n @ cols_nᵀ: per tile (n, G, O/G, L) @ (n, G, L, C/G·K), summed over the batch."""
+def weight_grad(gy: Any, x: Any, geom: ConvGeometry, columns: Any = None) -> Any:
+    """gw = Σ_{n,i} gy[n, :, i] ⊗ columns[:, n, i]: per tile ONE matmul per group,
+    (G, O/G, m·L) @ (G, m·L, C/G·K), accumulated over the tiles. ``columns``: the forward pass's
+    columns of the whole batch, when it kept them."""
     xp = get_array_module(gy)
-    n, o, g = gy.shape[0], gy.shape[1], geom.groups
-    gys = gy.reshape(n, g, o // g, -1)
+    o, g = gy.shape[1], geom.groups
     gw = None
-    for batch, cols in im2col_tiles(x, geom):
-        part = _bmm(gys[batch], cols.swapaxes(-1, -2)).sum(axis=0)
+    tiles = [(slice(0, x.shape[0]), columns)] if columns is not None else im2col_tiles(x, geom)
+    for batch, cols in tiles:
+        gys = to_grid(gy[batch], geom).reshape(g, o // g, cols.shape[-1])
+        part = _bmm(gys, cols.swapaxes(-1, -2))
         gw = part if gw is None else xp.add(gw, part, out=gw)
     return gw.reshape((o, x.shape[1] // g) + geom.kernel)
 
@@ -232,14 +300,15 @@ class Convolution(Function):
         self.geom = geom
 
     def forward(self, x, w, b=None):
-        y = conv_forward(x, w, self.geom)
+        y, columns = conv_forward(x, w, self.geom)
+        self.columns = columns  # kept for the weight gradient (only when the batch was one tile)
         return y if b is None else _add_bias(y, b)
 
     def backward(self, gy: Tensor):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         gx = ConvTranspose(self.geom)(gy, w) if need[0] else None
-        gw = ConvWeightGrad(self.geom)(gy, x) if need[1] else None
+        gw = ConvWeightGrad(self.geom, self.columns)(gy, x) if need[1] else None
         if len(need) == 2:
             return gx, gw
         return gx, gw, (_bias_grad(gy, self.geom) if need[2] else None)
@@ -270,11 +339,12 @@ class ConvWeightGrad(Function):
     """gw = ∂⟨conv(x, w), gy⟩/∂w = Σ_{n,i} gy[n, :, i] ⊗ window_i(x[n]), the adjoint of conv(x, ·).
     Its own backward, for a gradient ggw of gw: ∂/∂gy = conv(x, ggw), ∂/∂x = conv_transpose(gy, ggw)."""
 
-    def __init__(self, geom: ConvGeometry) -> None:
-        self.geom = geom
+    def __init__(self, geom: ConvGeometry, columns: Any = None) -> None:
+        self.geom, self.columns = geom, columns
 
     def forward(self, gy, x):
-        return weight_grad(gy, x, self.geom)
+        columns, self.columns = self.columns, None  # used once, then dropped
+        return weight_grad(gy, x, self.geom, columns)
 
     def backward(self, ggw: Tensor):
         gy, x = self.inputs
