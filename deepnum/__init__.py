@@ -36,3 +36,4 @@ def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
 
 from deepnum import nn, optim  # noqa: E402  (as torch.nn and torch.optim after `import torch`)
+from deepnum.io import load, save  # noqa: E402  (torch.save/torch.load; safetensors is imported on first use)

@@ -261,11 +261,11 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- devices and dtypes
-    def _apply_to_tensors(self, convert: Callable[[Tensor], Tensor], floating_only: bool) -> Module:
+    def _apply_to_tensors(self, convert: Callable[[Tensor], Tensor]) -> Module:
         for module in self.modules():
             for table in (module._parameters, module._buffers):
                 for name, t in table.items():
-                    if t is None or (floating_only and t.dtype.kind not in "fc"):
+                    if t is None:
                         continue
                     new = convert(t)
                     if new is t:
@@ -279,10 +279,19 @@ class Module:
                         table[name] = new.detach()
         return self
 
-    def to(self, *args: Any, **kwargs: Any) -> Module:
-        """Move parameters and buffers to a device and/or cast floating ones to a dtype (in place)."""
-        dtype_given = any(not isinstance(a, str) for a in args) or "dtype" in kwargs
-        return self._apply_to_tensors(lambda t: t.to(*args, **kwargs), floating_only=dtype_given)
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Module:
+        """Move every parameter and buffer to a device and cast the floating ones to a dtype (in
+        place, as PyTorch): ``to('cuda')``, ``to(deepnum.float64)``, ``to('cuda', 'float64')``,
+        ``to(other_tensor)``. Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype."""
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
+                device = a
+            else:
+                dtype = a
+        return self._apply_to_tensors(
+            lambda t: t.to(device=device, dtype=dtype if t.dtype.kind in "fc" else None))
 
     def float(self) -> Module:
         return self.to("float32")
@@ -310,6 +319,13 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = "\n  ".join(([extra] if extra else []) + lines)
         return f"{type(self).__name__}(\n  {body}\n)"
+
+    def summary(self, input_size: Any, **kwargs: Any) -> Any:
+        """Print a Keras-style table of the layers (output shapes, parameters, MACs) from one forward
+        pass on zeros of shape (batch, *input_size); returns ``deepnum.train.summary.ModelSummary``."""
+        from deepnum.train.summary import summary
+
+        return summary(self, input_size, **kwargs)
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
