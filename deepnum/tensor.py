@@ -148,13 +148,7 @@ class Tensor:
 
     def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``; differentiable."""
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
-                device = a
-            else:
-                dtype = a
+        device, dtype = parse_to_args(args, device, dtype)
         out = self
         if device is not None and backend.normalize_device(device) != self.device:
             out = F.to_device(out, backend.normalize_device(device))
@@ -460,6 +454,19 @@ def _floatmode(array: np.ndarray) -> str:
     if nonzero.size and (nonzero.max() >= 1e8 or nonzero.max() / nonzero.min() > 1000):
         return "fixed"
     return "maxprec"
+
+
+def parse_to_args(args: tuple, device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+    """The (device, dtype) meant by the positional arguments of ``to(...)``: a device name, a dtype,
+    both, or a Tensor whose device and dtype are taken (shared by ``Tensor.to`` and ``Module.to``)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
+            device = a
+        else:
+            dtype = a
+    return device, dtype
 
 
 # Methods that forward their arguments unchanged to the op of the same name in deepnum.functional

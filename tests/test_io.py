@@ -493,3 +493,17 @@ def test_load_torch_state_dict_errors():
         dio.load_torch_state_dict(ours, bad)
     with pytest.raises(TypeError, match="'0.weight' is a str"):
         dio.load_torch_state_dict(ours, {"0.weight": "w"})
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    """Weights are meant to be shared: the file gets 0o666 minus the umask, like open() would give,
+    even though the safetensors writer creates its file privately."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "w.safetensors"
+        dn.save({"w": dn.ones(2)}, path)
+        assert os.stat(path).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -118,8 +118,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     tmp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
     # O_EXCL: never reuse someone else's file; mode 0o666 minus the umask, as an ordinary open() would give
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = os.stat(tmp).st_mode & 0o777
     try:
         write(tmp)
+        os.chmod(tmp, mode)  # the writer may recreate the file privately (safetensors makes it 0600)
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from deepnum.autograd.grad_mode import no_grad
 from deepnum.nn.parameter import Buffer, Parameter
-from deepnum.tensor import Tensor
+from deepnum.tensor import Tensor, parse_to_args
 
 
 class IncompatibleKeys(NamedTuple):
@@ -283,13 +283,7 @@ class Module:
         """Move every parameter and buffer to a device and cast the floating ones to a dtype (in
         place, as PyTorch): ``to('cuda')``, ``to(deepnum.float64)``, ``to('cuda', 'float64')``,
         ``to(other_tensor)``. Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype."""
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
-                device = a
-            else:
-                dtype = a
+        device, dtype = parse_to_args(args, device, dtype)
         return self._apply_to_tensors(
             lambda t: t.to(device=device, dtype=dtype if t.dtype.kind in "fc" else None))
 

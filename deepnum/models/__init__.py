@@ -1,0 +1,62 @@
+"""``deepnum.models``: ready-made architectures behind a small name registry.
+
+``create_model("lenet5", num_classes=10)`` builds a registered model by name; ``list_models()`` lists
+the names; ``@register_model`` adds a builder (a function or class returning a ``Module``) under its
+own name or an explicit one. Adding a file here that uses ``@register_model`` and importing it at the
+bottom of this file makes its models available to ``create_model`` and to the ``deepnum`` CLI."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from deepnum.nn.modules.module import Module
+
+__all__ = ["LeNet5", "create_model", "lenet5", "list_models", "register_model"]
+
+_Builder = TypeVar("_Builder", bound=Callable[..., Module])
+_REGISTRY: dict[str, Callable[..., Module]] = {}
+
+
+def register_model(fn: _Builder | None = None, *, name: str | None = None) -> Any:
+    """Register a model builder under ``name`` (default: the function's ``__name__``).
+
+    Usable bare (``@register_model``) or with a name (``@register_model(name="lenet")``); registering
+    a second builder under a name already taken raises ``ValueError`` (models are looked up by name,
+    so a silent replacement would change what ``create_model`` returns)."""
+
+    def decorate(builder: _Builder) -> _Builder:
+        if not callable(builder):
+            raise TypeError(f"register_model: expected a callable returning a Module, got {type(builder).__name__}")
+        key = name if name is not None else builder.__name__
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"register_model: the model name must be a non-empty string, got {key!r}")
+        if key in _REGISTRY and _REGISTRY[key] is not builder:
+            raise ValueError(f"register_model: a model named {key!r} is already registered "
+                             f"({_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__})")
+        _REGISTRY[key] = builder
+        return builder
+
+    return decorate if fn is None else decorate(fn)
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs: Any) -> Module:
+    """Build the model registered as ``name`` with the builder's keyword arguments."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models()) or '(none)'}")
+    return _REGISTRY[name](**kwargs)
+
+
+def model_builder(name: str) -> Callable[..., Module]:
+    """The builder registered as ``name`` (e.g. to read its signature or docstring)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models()) or '(none)'}")
+    return _REGISTRY[name]
+
+
+# Registered architectures (each file registers its builders on import).
+from deepnum.models.lenet import LeNet5, lenet5  # noqa: E402
