@@ -6,23 +6,40 @@ own name or an explicit one. Adding a file here that uses ``@register_model`` an
 bottom of this file makes its models available to ``create_model`` and to the ``deepnum`` CLI."""
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from deepnum.nn.modules.module import Module
 
-__all__ = ["LeNet5", "create_model", "lenet5", "list_models", "register_model"]
+__all__ = ["LeNet5", "ModelInfo", "create_model", "lenet5", "list_models", "model_info", "register_model"]
 
 _Builder = TypeVar("_Builder", bound=Callable[..., Module])
 _REGISTRY: dict[str, Callable[..., Module]] = {}
+_INFO: dict[str, ModelInfo] = {}
 
 
-def register_model(fn: _Builder | None = None, *, name: str | None = None) -> Any:
-    """Register a model builder under ``name`` (default: the function's ``__name__``).
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``deepnum models`` shows: the family (its file in ``deepnum.models``), the paper, and
+    whether the variant is sized for small (28–32 px) inputs."""
 
-    Usable bare (``@register_model``) or with a name (``@register_model(name="lenet")``); registering
-    a second builder under a name already taken raises ``ValueError`` (models are looked up by name,
-    so a silent replacement would change what ``create_model`` returns)."""
+    name: str
+    family: str
+    paper: str
+    small_input: bool
+
+
+def register_model(fn: _Builder | None = None, *, name: str | None = None, family: str | None = None,
+                   paper: str = "", small_input: bool = False) -> Any:
+    """Register a model builder under ``name`` (default: the function's ``__name__``), with its
+    family (default: the defining module's name) and paper citation.
+
+    Usable bare (``@register_model``) or with arguments (``@register_model(paper="He et al. 2016")``);
+    registering a second builder under a name already taken raises ``ValueError`` (models are looked
+    up by name, so a silent replacement would change what ``create_model`` returns). Builders take
+    ``num_classes`` and ``in_chans`` keyword arguments (timm's and the issue's convention)."""
 
     def decorate(builder: _Builder) -> _Builder:
         if not callable(builder):
@@ -34,21 +51,29 @@ def register_model(fn: _Builder | None = None, *, name: str | None = None) -> An
             raise ValueError(f"register_model: a model named {key!r} is already registered "
                              f"({_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__})")
         _REGISTRY[key] = builder
+        _INFO[key] = ModelInfo(key, family or builder.__module__.rsplit(".", 1)[-1], paper, small_input)
         return builder
 
     return decorate if fn is None else decorate(fn)
 
 
-def list_models() -> list[str]:
-    """The registered model names, sorted."""
-    return sorted(_REGISTRY)
+def list_models(pattern: str | None = None) -> list[str]:
+    """The registered model names, sorted; ``pattern`` filters them with shell wildcards
+    (``list_models("resnet*")``)."""
+    names = sorted(_REGISTRY)
+    return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def model_info(name: str) -> ModelInfo:
+    """Family, paper and input size of a registered model."""
+    model_builder(name)
+    return _INFO[name]
 
 
 def create_model(name: str, **kwargs: Any) -> Module:
-    """Build the model registered as ``name`` with the builder's keyword arguments."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(list_models()) or '(none)'}")
-    return _REGISTRY[name](**kwargs)
+    """Build the model registered as ``name`` with the builder's keyword arguments
+    (``num_classes``, ``in_chans``, and the family's own options)."""
+    return model_builder(name)(**kwargs)
 
 
 def model_builder(name: str) -> Callable[..., Module]:

@@ -66,7 +66,9 @@ class LeNet5(Module):
         return f"num_classes={self.num_classes}, in_channels={self.in_channels}"
 
 
-@register_model
-def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
-    """LeNet-5 (LeCun et al. 1998), modern variant (ReLU, max pooling) for 28×28 images."""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels)
+@register_model(paper="LeCun et al. 1998, Gradient-based learning applied to document recognition",
+                small_input=True)
+def lenet5(num_classes: int = 10, in_chans: int = 1, in_channels: int | None = None) -> LeNet5:
+    """LeNet-5 (LeCun et al. 1998), modern variant (ReLU, max pooling) for 28×28 images.
+    ``in_chans`` is the registry's name for the input channels (``in_channels`` is accepted too)."""
+    return LeNet5(num_classes=num_classes, in_channels=in_chans if in_channels is None else in_channels)
