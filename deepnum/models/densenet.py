@@ -1,0 +1,1 @@
+"""densenet models (family file of deepnum.models; filled in by the zoo work)."""

@@ -1,0 +1,1 @@
+"""googlenet models (family file of deepnum.models; filled in by the zoo work)."""

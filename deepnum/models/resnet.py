@@ -1,0 +1,1 @@
+"""resnet models (family file of deepnum.models; filled in by the zoo work)."""

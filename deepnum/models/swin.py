@@ -1,0 +1,1 @@
+"""swin models (family file of deepnum.models; filled in by the zoo work)."""
