@@ -3,8 +3,11 @@ that becomes exit code 2, the run-directory file names, dataset metadata, and re
 model from a run directory, a weights file or a checkpoint."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,69 @@ def read_image(path: str | os.PathLike, expected: tuple[int, ...] | None, model:
         raise CLIError(f"{fmt_path(path)}: expected 8 bits per channel, got {array.dtype}")
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return np.ascontiguousarray(array, dtype=np.float32) / np.float32(255.0)
+
+
+# ----------------------------------------------------------------- model listing
+_SHAPES: dict[str, tuple[int, tuple[int, ...] | None]] = {}
+
+
+def _lazy_zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Any:
+    """``zeros``/``empty`` for shape-only construction: NumPy's calloc-backed ``np.zeros`` (for a
+    large array, fresh zero pages that the operating system commits only when written)."""
+    import numpy as np
+
+    from deepnum import backend, creation
+    from deepnum.tensor import Tensor
+
+    if device is not None and backend.normalize_device(device) != "cpu":
+        return creation._filled(creation._size(size), 0.0, dtype, device, requires_grad)
+    return Tensor(np.zeros(creation._size(size), dtype=backend.as_dtype(dtype)), requires_grad=requires_grad)
+
+
+@contextlib.contextmanager
+def shape_only_construction() -> Iterator[None]:
+    """Build models without touching their weights' memory, to count parameters cheaply.
+
+    While active, (1) every in-place initialiser of ``deepnum.nn.init`` (``uniform_``,
+    ``kaiming_normal_``, ``trunc_normal_``, ``ones_``...) returns its tensor untouched, and (2)
+    ``deepnum.creation.zeros``/``empty`` return tensors over ``np.zeros`` arrays, whose pages the
+    operating system commits only when written (``zeros`` normally fills with ``np.full``, which writes
+    them). Both are replaced wherever they are bound: in their own modules and in every imported
+    ``deepnum`` module that imported them by name. A 140M-parameter VGG then costs neither RAM nor
+    random numbers, only the Python work of creating its layers. The weights are all zero: for shape
+    queries only. Not thread-safe (it patches module attributes); the originals are restored on exit."""
+    from deepnum import creation
+    from deepnum.nn import init
+
+    def keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor
+
+    replacements = {id(getattr(init, name)): keep for name in init.__all__ if name.endswith("_")}
+    replacements.update({id(creation.zeros): _lazy_zeros, id(creation.empty): _lazy_zeros})
+    patched = []
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "deepnum" or module_name.startswith("deepnum.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            if callable(value) and id(value) in replacements:
+                patched.append((module, attr, value))
+                setattr(module, attr, replacements[id(value)])
+    try:
+        yield
+    finally:
+        for module, attr, value in patched:
+            setattr(module, attr, value)
+
+
+def model_shape_info(name: str) -> tuple[int, tuple[int, ...] | None]:
+    """(parameter count, input shape or None) of registered model ``name`` with its default
+    arguments, from one shape-only construction (``shape_only_construction``), cached per process."""
+    if name not in _SHAPES:
+        from deepnum.models import create_model
+
+        with shape_only_construction():
+            model = create_model(name)
+        shape = getattr(model, "input_shape", None)
+        _SHAPES[name] = (sum(p.numel() for p in model.parameters()), tuple(shape) if shape is not None else None)
+        del model
+    return _SHAPES[name]

@@ -146,7 +146,8 @@ def _prepare_dir(out: Path, resuming_here: bool) -> None:
 
 # ----------------------------------------------------------------- building the run
 def _model_kwargs(name: str, info: dict[str, Any]) -> dict[str, Any]:
-    """num_classes / in_channels from the dataset, for the builder arguments that exist."""
+    """num_classes / in_chans (the registry's name; in_channels for older builders) from the dataset,
+    for the builder arguments that exist."""
     from deepnum.models import model_builder
 
     params = inspect.signature(model_builder(name)).parameters
@@ -154,8 +155,10 @@ def _model_kwargs(name: str, info: dict[str, Any]) -> dict[str, Any]:
     if "num_classes" in params and info.get("num_classes"):
         kwargs["num_classes"] = int(info["num_classes"])
     shape = info.get("input_shape")
-    if "in_channels" in params and shape and len(shape) == 3:
-        kwargs["in_channels"] = int(shape[0])
+    for channels in ("in_chans", "in_channels"):
+        if channels in params and shape and len(shape) >= 2:
+            kwargs[channels] = int(shape[0])
+            break
     return kwargs
 
 

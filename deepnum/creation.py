@@ -46,7 +46,8 @@ def _filled(size: tuple, value: Any, dtype: Any, device: Any, requires_grad: boo
     else:
         dt = backend.as_dtype(dtype)
     xp = backend.require_cupy() if device is not None and backend.normalize_device(device) == "cuda" else np
-    return Tensor(xp.full(size, value, dtype=dt), requires_grad=requires_grad)
+    array = xp.zeros(size, dtype=dt) if value == 0 else xp.full(size, value, dtype=dt)  # zeros: lazily mapped pages
+    return Tensor(array, requires_grad=requires_grad)
 
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:

@@ -75,7 +75,7 @@ def test_train_writes_every_output(run_dir, capsys):
     assert 0.0 <= config["test_accuracy"] <= 1.0
     meta = read_metadata(run_dir / "model.safetensors")
     assert meta["deepnum.model"] == "lenet5" and meta["deepnum.dataset"] == "mnist"
-    assert json.loads(meta["deepnum.model_kwargs"]) == {"num_classes": 10, "in_channels": 1}
+    assert json.loads(meta["deepnum.model_kwargs"]) == {"num_classes": 10, "in_chans": 1}
     assert json.loads(meta["deepnum.classes"]) == [str(d) for d in range(10)]
     assert set(weights(run_dir / "model.safetensors")) == set(dn.models.lenet5().state_dict())
     rows = (run_dir / "history.csv").read_text().splitlines()
@@ -137,12 +137,12 @@ def test_existing_output_dir_is_refused_without_overwrite(run_dir, tmp_path, cap
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'lenet5')"),
+    (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'alexnet'"),
     (["train", "--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet' (choose from 'acsf1'"),
     (["train", "--optimizer", "lamb"], "invalid choice: 'lamb' (choose from 'sgd', 'adam', 'adamw', 'rmsprop', "
                                        "'adagrad')"),
     (["train", "--schedule", "linear"], "invalid choice: 'linear' (choose from 'none', 'step', 'cosine', 'onecycle')"),
-    (["summary", "vgg"], "invalid choice: 'vgg' (choose from 'lenet5')"),
+    (["summary", "vgg"], "invalid choice: 'vgg' (choose from 'alexnet'"),
     (["eval", "x", "--dataset", "nope"], "invalid choice: 'nope'"),
     (["train", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
     (["train", "--lr", "-1"], "argument --lr: must be a positive number, got -1"),
@@ -362,7 +362,7 @@ def test_models_command(capsys):
     code, out, _ = run_cli(capsys, "models")
     assert code == 0
     line = [line for line in out.splitlines() if line.startswith("lenet5")][0]
-    assert "61,706" in line and "1×28×28" in line and "LeNet-5" in line
+    assert "61,706" in line and "1×28×28" in line and "LeCun et al. 1998" in line
 
 
 def test_datasets_command(capsys):
@@ -390,9 +390,12 @@ def test_python_dash_m_subprocess(tmp_path):
     result = subprocess.run([sys.executable, "-m", "deepnum", "models"], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and "lenet5" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "deepnum", "train", "--model", "alexnt"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "invalid choice: 'alexnt' (choose from 'alexnet'" in result.stderr
     result = subprocess.run([sys.executable, "-m", "deepnum", "train", "--model", "alexnet"], capture_output=True,
                             text=True, env=env, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2 and "invalid choice: 'alexnet' (choose from 'lenet5')" in result.stderr
+    assert result.returncode == 2 and "model 'alexnet' expects inputs of shape (1, 224, 224)" in result.stderr
     result = subprocess.run([sys.executable, "-m", "deepnum", "--help"], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout

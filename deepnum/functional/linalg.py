@@ -54,6 +54,11 @@ def matmul(input: Any, other: Any) -> Tensor:
         return squeeze(MatMul()(unsqueeze(a, 0), b), -2)
     if b.ndim == 1:
         return squeeze(MatMul()(a, unsqueeze(b, 1)), -1)
+    if a.ndim > 2 and b.ndim == 2:
+        # (..., n, k) @ (k, m) is one (N·n, k) @ (k, m) GEMM: a Linear layer over a sequence or an
+        # image; the weight gradient is then one GEMM too instead of a batch of them and a sum.
+        lead = a.shape[:-1]
+        return reshape(MatMul()(reshape(a, -1, a.shape[-1]), b), *lead, b.shape[-1])
     return MatMul()(a, b)
 
 

@@ -50,6 +50,8 @@ def register_model(fn: _Builder | None = None, *, name: str | None = None, famil
         if key in _REGISTRY and _REGISTRY[key] is not builder:
             raise ValueError(f"register_model: a model named {key!r} is already registered "
                              f"({_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__})")
+        if _REGISTRY.get(key) is builder:
+            return builder  # registering the same builder again changes nothing, its metadata included
         _REGISTRY[key] = builder
         _INFO[key] = ModelInfo(key, family or builder.__module__.rsplit(".", 1)[-1], paper, small_input)
         return builder

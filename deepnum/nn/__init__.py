@@ -1,6 +1,7 @@
 """``deepnum.nn``: Module, Parameter, layers, losses and initialisers with PyTorch's names."""
 from deepnum.nn import functional, init, utils
 from deepnum.nn.modules.activation import *  # noqa: F403
+from deepnum.nn.modules.attention import *  # noqa: F403
 from deepnum.nn.modules.batchnorm import *  # noqa: F403
 from deepnum.nn.modules.container import ModuleDict, ModuleList, Sequential
 from deepnum.nn.modules.conv import *  # noqa: F403

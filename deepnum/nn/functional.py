@@ -1,6 +1,7 @@
 """``deepnum.nn.functional``: the stateless form of every layer, loss and activation, under the
 names of ``torch.nn.functional``. The ops themselves live in ``deepnum.functional``."""
 from deepnum.functional.activation import *  # noqa: F403
+from deepnum.functional.attention import *  # noqa: F403
 from deepnum.functional.conv import *  # noqa: F403
 from deepnum.functional.dropout import *  # noqa: F403
 from deepnum.functional.indexing import gather  # noqa: F401

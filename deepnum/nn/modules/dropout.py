@@ -2,11 +2,11 @@
 mode (inverted dropout, Srivastava et al. 2014)."""
 from __future__ import annotations
 
-from deepnum.functional.dropout import dropout, dropout1d, dropout2d, dropout3d
+from deepnum.functional.dropout import dropout, dropout1d, dropout2d, dropout3d, stochastic_depth
 from deepnum.nn.modules.module import Module
 from deepnum.tensor import Tensor
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "StochasticDepth"]
 
 
 class _DropoutNd(Module):
@@ -47,3 +47,24 @@ class Dropout3d(_DropoutNd):
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return dropout3d(input, self.p, self.training, self.inplace)
+
+
+class StochasticDepth(Module):
+    """Stochastic depth (Huang et al. 2016) on a residual branch, as ``torchvision.ops.StochasticDepth``:
+    in training, drop the branch for each sample (``mode="row"``) or for the whole batch
+    (``mode="batch"``) with probability p and scale what survives by 1/(1 - p); the identity in
+    evaluation. ConvNeXt, Swin and EfficientNet raise p linearly with depth."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"StochasticDepth: drop probability has to be between 0 and 1, but got {p}")
+        if mode not in ("batch", "row"):
+            raise ValueError(f"StochasticDepth(p={p}): mode has to be either 'batch' or 'row', but got {mode!r}")
+        self.p, self.mode = p, mode
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return stochastic_depth(input, self.p, self.mode, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
