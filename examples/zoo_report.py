@@ -11,6 +11,8 @@ Run: ``.venv/bin/python examples/zoo_report.py [--epochs 3] [--train-size 4000] 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import time
 from pathlib import Path
 
@@ -138,7 +140,9 @@ def write_report(rows: list[dict], sweep: dict[str, list[dict]], args: argparse.
     lines += ["", "![accuracy against parameters](zoo_accuracy_vs_params.png)", ""]
     if sweep:
         lines += ["## Does a ViT need more data than a CNN?", "",
-                  "Same recipe, growing random subsets of the training images:", "",
+                  f"Same recipe, growing random subsets of the training images, each trained for "
+                  f"{args.sweep_steps} optimizer steps (epochs = steps / batches per epoch), so that a smaller "
+                  "set is not also trained for fewer steps:", "",
                   "| training images | " + " | ".join(sweep) + " |",
                   "|---:|" + "---:|" * len(sweep)]
         sizes = [r["train_size"] for r in next(iter(sweep.values()))]
@@ -155,18 +159,27 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated names (default: every small-input model)")
     parser.add_argument("--sweep", default="resnet20,vit_tiny_patch4_32", help="CNN and ViT for the data sweep")
     parser.add_argument("--sweep-sizes", default="250,500,1000,2000,4000")
+    parser.add_argument("--sweep-steps", type=int, default=300,
+                        help="optimizer steps per sweep run, whatever the data size (so small sets are not also "
+                             "trained for fewer steps)")
+    parser.add_argument("--sweep-only", action="store_true", help="reuse the table of docs/zoo_results.json")
     args = parser.parse_args()
-    names = [n for n in args.models.split(",") if n] or [n for n in list_models() if model_info(n).small_input]
-    rows = []
-    for name in names:
-        row = train_one(name, args.epochs, args.train_size)
-        print(f"{name:28s} params {row['params']:>10,}  acc {row['accuracy'] * 100:5.1f}%  "
-              f"{row['epoch_s']:.1f} s/epoch", flush=True)
-        rows.append(row)
+    results = DOCS / "zoo_results.json"
+    if args.sweep_only:
+        rows = json.loads(results.read_text())
+    else:
+        names = [n for n in args.models.split(",") if n] or [n for n in list_models() if model_info(n).small_input]
+        rows = []
+        for name in names:
+            row = train_one(name, args.epochs, args.train_size)
+            print(f"{name:28s} params {row['params']:>10,}  acc {row['accuracy'] * 100:5.1f}%  "
+                  f"{row['epoch_s']:.1f} s/epoch", flush=True)
+            rows.append(row)
+        results.write_text(json.dumps(rows, indent=1))
     plot_accuracy_vs_params(rows, DOCS / "zoo_accuracy_vs_params.png")
     sweep: dict[str, list[dict]] = {}
     for name in [n for n in args.sweep.split(",") if n in list_models()]:
-        sweep[name] = [train_one(name, args.epochs, n)
+        sweep[name] = [train_one(name, math.ceil(args.sweep_steps / math.ceil(n / 64)), n)
                        for n in map(int, args.sweep_sizes.split(","))]
         print(name, [f"{r['train_size']}: {r['accuracy']:.3f}" for r in sweep[name]], flush=True)
     if sweep:
