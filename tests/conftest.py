@@ -2,8 +2,15 @@
 machine its thread pool only adds contention, so it runs single-threaded (no result changes).
 NumPy's BLAS is pinned to one thread for the same reason: with two threads on a machine where
 other processes also run, small matrix products slow down 10-100x (docs/performance.md), which
-would make the timing-sensitive slow tests flaky. Results do not depend on the thread count."""
+would make the timing-sensitive slow tests flaky. The environment variables carry the same limit
+into the subprocesses that tests start, so a run split across processes (Ctrl-C, then resume) sums
+in the same order as one that is not, and stays bit-identical."""
+import os
+
 import torch
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
 
 torch.set_num_threads(1)
 

@@ -137,6 +137,7 @@ def test_zero_init_residual(tv, name, last):
 
 def test_options_num_classes_in_chans_and_dilation(tv):
     model = R.resnet18(num_classes=7, in_chans=1)
+    assert model.input_shape == (1, 224, 224)
     assert tuple(model.conv1.weight.shape) == (64, 1, 7, 7) and model.fc.out_features == 7
     assert tuple(model(dn.randn(2, 1, 32, 32)).shape) == (2, 7)
     assert tuple(model.forward_features(dn.randn(1, 1, 64, 64)).shape) == (1, 512, 2, 2)
@@ -230,6 +231,7 @@ def test_resnet20_matches_torch_twin():
 
 def test_cifar_options_and_shapes():
     model = R.resnet20(in_chans=1)
+    assert model.input_shape == (1, 28, 28) and R.resnet20().input_shape == (3, 32, 32)
     assert tuple(model(dn.randn(2, 1, 28, 28)).shape) == (2, 10)
     assert tuple(model.forward_features(dn.randn(2, 1, 32, 32)).shape) == (2, 64, 8, 8)
     b = R.resnet20(shortcut="B")

@@ -226,6 +226,11 @@ class ResNet(Module):
         """The configuration, for error messages."""
         return self._config
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The paper's input size, (C, 224, 224); any H, W >= 1 works (global average pooling)."""
+        return (self.in_chans, 224, 224)
+
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's feature map, ``(N, 512·expansion, H/32, W/32)``."""
         _check_image(self, x, self.in_chans)
@@ -303,6 +308,13 @@ class CifarResNet(Module):
     def describe(self) -> str:
         """The configuration, for error messages."""
         return self._config
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The default input size: (1, 28, 28) for one channel (MNIST), (C, 32, 32) otherwise (CIFAR);
+        any H, W >= 1 works (global average pooling)."""
+        size = 28 if self.in_chans == 1 else 32
+        return (self.in_chans, size, size)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's feature map, ``(N, 64·expansion, H/4, W/4)``."""
