@@ -3,6 +3,7 @@ both see the same machine state, with the same thread count; we report medians a
 deepnum/torch. Never used by tests: timings are not deterministic."""
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -27,6 +28,21 @@ def settings() -> str:
     alloc = {v: os.environ.get(v, "default") for v in ALLOCATOR_VARS}
     return (f"numpy {np.__version__}, torch {torch.__version__} (torch threads {torch.get_num_threads()}), "
             f"threads {threads}, allocator {alloc}")
+
+
+def start(description: str, argv: list[str] | None, rounds: int) -> argparse.Namespace:
+    """The common start of every benchmark: parse ``--threads``/``--rounds``, pin the thread counts
+    before numpy or torch is imported, give torch the same count, and print the settings."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args(argv)
+    pin_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(settings())
+    return args
 
 
 def time_per_iteration(step: Callable[[], object], iterations: int) -> float:

@@ -9,12 +9,11 @@ Run: ``.venv/bin/python -m bench.layers [--threads N]``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
-from bench.harness import compare, pin_threads, settings
+from bench.harness import compare, start
 
 
 def _libs(name: str):
@@ -85,16 +84,10 @@ def build_block_step(lib_name: str, channels: int, size: int, reference=None):
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args(argv)
-    pin_threads(args.threads)
+    args = start(__doc__.splitlines()[0], argv, rounds=9)
     import torch
 
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(settings())
     ratios = {}
     torch_step, torch_model = build_lenet_step("torch")
     ours_step, _ = build_lenet_step("deepnum", reference=torch_model)

@@ -5,10 +5,9 @@ Run: ``.venv/bin/python -m bench.mlp [--threads N]``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bench.harness import compare, pin_threads, settings
+from bench.harness import compare, start
 
 SIZES = (784, 256, 256, 10)
 BATCH = 128
@@ -60,15 +59,7 @@ def build(lib_name: str):
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args(argv)
-    pin_threads(args.threads)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    print(settings())
+    args = start(__doc__.splitlines()[0], argv, rounds=15)
     return compare("MLP 784-256-256-10 train step, batch 128", build("deepnum"), build("torch"),
                    rounds=args.rounds)
 

@@ -11,12 +11,11 @@ Run: ``.venv/bin/python -m bench.zoo [--threads N]``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
-from bench.harness import compare, pin_threads, settings
+from bench.harness import compare, start
 
 
 def torch_cifar_resnet(n: int = 3, num_classes: int = 10, in_chans: int = 3):
@@ -127,18 +126,10 @@ def build_inference_step(lib_name: str, model, batch: int = 128):
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args(argv)
-    pin_threads(args.threads)
-    import torch
-
+    args = start(__doc__.splitlines()[0], argv, rounds=9)
     import deepnum as dn
 
-    torch.set_num_threads(args.threads)
     dn.manual_seed(0)
-    print(settings())
     ratios = {}
     ours, theirs = _models()
     ratios["resnet20_train"] = compare(
