@@ -11,6 +11,9 @@ from deepnum.nn.modules.loss import *  # noqa: F403
 from deepnum.nn.modules.module import Module
 from deepnum.nn.modules.normalization import *  # noqa: F403
 from deepnum.nn.modules.pooling import *  # noqa: F403
+from deepnum.nn.modules.positional import *  # noqa: F403
+from deepnum.nn.modules.rnn import *  # noqa: F403
 from deepnum.nn.modules.sparse import *  # noqa: F403
+from deepnum.nn.modules.transformer import *  # noqa: F403
 from deepnum.nn.modules.upsampling import *  # noqa: F403
 from deepnum.nn.parameter import Buffer, Parameter

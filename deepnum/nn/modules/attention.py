@@ -19,7 +19,9 @@ mixed by an output projection. Parameters, masks and outputs follow ``torch.nn.M
   are all masked gives NaN with ``need_weights=True`` and zeros without, as in PyTorch.
 
 The attention itself is the fused op of ``deepnum.functional.attention``; internally the heads are
-laid out (N, num_heads, L, head_dim) and one batched product covers all of them.
+laid out (N, num_heads, L, head_dim) and one batched product covers all of them. The projections
+run as the fused x Wᵀ + b of ``_transformer_ops`` (one GEMM, the bias added in place; one packed
+(3E, E) product for self-attention); ``out_proj`` runs as its module when it carries hooks.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ from deepnum.creation import empty
 from deepnum.functional.attention import attention
 from deepnum.functional.joining import pad, split
 from deepnum.nn import init
-from deepnum.nn.modules.linear import Linear, linear
+from deepnum.nn.modules._transformer_ops import fused_linear
+from deepnum.nn.modules.linear import Linear
 from deepnum.nn.modules.module import Module
 from deepnum.nn.parameter import Parameter
 from deepnum.tensor import Tensor
@@ -185,7 +188,7 @@ class MultiheadAttention(Module):
         result = attention(q, k, v, mask, keep, scale=1.0 / math.sqrt(self.head_dim), dropout_p=p,
                            safe=not need_weights, need_weights=need_weights)
         out, weights = result if need_weights else (result, None)
-        out = self.out_proj(self._merge_heads(out, n, length))
+        out = self._out(self._merge_heads(out, n, length))
         if weights is not None and average_attn_weights:
             weights = F.mean(weights, 1)
         if not batched:
@@ -206,13 +209,20 @@ class MultiheadAttention(Module):
         """Q W_Qᵀ + b_Q, K W_Kᵀ + b_K, V W_Vᵀ + b_V; one product for self-attention."""
         e, b = self.embed_dim, self.in_proj_bias
         if self._qkv_same_embed_dim and query is key and key is value:
-            return split(linear(query, self.in_proj_weight, b), e, dim=-1)
+            return split(fused_linear(query, self.in_proj_weight, b), e, dim=-1)
         if self._qkv_same_embed_dim:
             wq, wk, wv = split(self.in_proj_weight, e)
         else:
             wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
         bq, bk, bv = split(b, e) if b is not None else (None, None, None)
-        return linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
+        return fused_linear(query, wq, bq), fused_linear(key, wk, bk), fused_linear(value, wv, bv)
+
+    def _out(self, x: Tensor) -> Tensor:
+        """``out_proj``: the fused x Wᵀ + b when it is the plain Linear without hooks."""
+        p = self.out_proj
+        if type(p) is NonDynamicallyQuantizableLinear and not p._forward_hooks and not p._forward_pre_hooks:
+            return fused_linear(x, p.weight, p.bias)
+        return p(x)
 
     def _heads(self, x: Tensor) -> Tensor:
         """(N, S, E) or (S, N, E) → (N, heads, S, head_dim)."""
