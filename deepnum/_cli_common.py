@@ -3,6 +3,7 @@ that becomes exit code 2, the run-directory file names, dataset metadata, and re
 model from a run directory, a weights file or a checkpoint."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -142,6 +143,9 @@ def load_saved_model(path: str | os.PathLike, model_name: str | None = None,
     from deepnum.models import create_model, list_models
 
     file, meta, is_checkpoint = _describe(Path(path))
+    if meta.get("deepnum.kind") == "language-model":
+        raise CLIError(f"{fmt_path(file)} holds a language model ({meta.get('deepnum.model')}), not a classifier: "
+                       "sample from it with `deepnum generate`")
     name, kwargs, dataset, classes = _identify(file, meta, is_checkpoint, model_name, dataset)
     if name not in list_models():
         raise CLIError(f"unknown model {name!r}; available models: {', '.join(list_models())}")
@@ -273,3 +277,32 @@ def model_shape_info(name: str) -> tuple[int, tuple[int, ...] | None]:
         _SHAPES[name] = (sum(p.numel() for p in model.parameters()), tuple(shape) if shape is not None else None)
         del model
     return _SHAPES[name]
+
+
+# argparse types shared by every sub-command
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value

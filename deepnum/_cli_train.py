@@ -163,6 +163,11 @@ def _model_kwargs(name: str, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_model_fits(model: Any, name: str, dataset: str, info: dict[str, Any]) -> None:
+    from deepnum.models import model_info
+
+    if model_info(name).family == "language":
+        raise CLIError(f"model {name!r} is a character language model, not a classifier: train it with "
+                       f"`deepnum lm --model {name}` and sample from it with `deepnum generate RUN`")
     expected, shape = getattr(model, "input_shape", None), info.get("input_shape")
     if expected is not None and shape is not None and tuple(expected) != tuple(shape):
         raise CLIError(f"model {name!r} expects inputs of shape {tuple(expected)} (C, H, W), but dataset {dataset!r} "

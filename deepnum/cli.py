@@ -7,6 +7,8 @@
   deepnum datasets               the datasets: sizes, shapes, whether their package is installed
   deepnum summary MODEL          the layer table of a model (``deepnum.train.summary``)
   deepnum viz WHAT RUN ...       filters, feature maps or ViT attention rollout as a PNG (``_cli_viz.py``)
+  deepnum lm [options]           train a character-level language model on Shakespeare (``_cli_lm.py``)
+  deepnum generate RUN           print text sampled from a language model trained by ``deepnum lm``
 
 RUN is a run directory written by ``train``, its ``model.safetensors`` or a checkpoint. ``deepnum
 train`` with no options trains LeNet-5 on the 4,000 MNIST training images (AdamW, one-cycle
@@ -31,37 +33,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from deepnum._cli_common import CLIError, dataset_info, fmt_path, load_saved_model, load_split, read_image
+from deepnum._cli_common import (
+    CLIError,
+    _nonnegative_float,
+    _nonnegative_int,
+    _positive_float,
+    _positive_int,
+    dataset_info,
+    fmt_path,
+    load_saved_model,
+    load_split,
+    read_image,
+)
 
 __all__ = ["build_parser", "main"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
-    return value
 
 
 def _add_train(sub: Any, models: list[str], datasets: list[str]) -> None:
@@ -142,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deepnum._cli_viz import add_viz_parser
 
     add_viz_parser(sub, models, datasets)
+    from deepnum._cli_lm import add_lm_parsers
+
+    add_lm_parsers(sub)
     return parser
 
 
@@ -272,8 +260,21 @@ def _cmd_viz(args: argparse.Namespace) -> int:
     return run_viz(args)
 
 
+def _cmd_lm(args: argparse.Namespace) -> int:
+    from deepnum._cli_lm import run_lm
+
+    return run_lm(args)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from deepnum._cli_lm import run_generate
+
+    return run_generate(args)
+
+
 _COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "summary": _cmd_summary, "eval": _cmd_eval,
-             "predict": _cmd_predict, "viz": _cmd_viz}
+             "predict": _cmd_predict, "viz": _cmd_viz, "lm": _cmd_lm,
+             "generate": _cmd_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,6 +87,7 @@ def model_builder(name: str) -> Callable[..., Module]:
 
 # Registered architectures (each file registers its builders on import).
 from deepnum.models import (  # noqa: E402, F401, I001  (each family file registers its models on import)
-    alexnet, convnext, densenet, googlenet, mobilenet, nin, resnet, senet, swin, vgg, vit, voxel, xception,
+    alexnet, convnext, densenet, googlenet, language, mobilenet, nin, resnet, senet, swin, timeseries, vgg, vit,
+    voxel, xception,
 )
 from deepnum.models.lenet import LeNet5, lenet5  # noqa: E402
