@@ -38,6 +38,12 @@ def start(description: str, argv: list[str] | None, rounds: int) -> argparse.Nam
     parser.add_argument("--rounds", type=int, default=rounds)
     args = parser.parse_args(argv)
     pin_threads(args.threads)
+    try:  # the variables above do nothing if numpy's BLAS is already loaded; threadpoolctl still can
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        pass
     import torch
 
     torch.set_num_threads(args.threads)
