@@ -19,15 +19,50 @@ def pin_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def settings() -> str:
-    """The thread and allocator settings the numbers were taken under."""
+def settings_dict() -> dict:
+    """The versions, thread counts and allocator settings the numbers were taken under, as data:
+    numpy and torch versions, torch's thread count, the BLAS libraries NumPy loaded (threadpoolctl's
+    ``threadpool_info``: library, version, architecture, threads), and the environment variables."""
     import numpy as np
     import torch
 
-    threads = {v: os.environ.get(v, "unset") for v in THREAD_VARS}
-    alloc = {v: os.environ.get(v, "default") for v in ALLOCATOR_VARS}
-    return (f"numpy {np.__version__}, torch {torch.__version__} (torch threads {torch.get_num_threads()}), "
-            f"threads {threads}, allocator {alloc}")
+    np.ones((2, 2)) @ np.ones((2, 2))  # load NumPy's BLAS so that threadpoolctl sees it
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [{k: info.get(k) for k in ("user_api", "internal_api", "version", "architecture", "num_threads",
+                                          "threading_layer", "filepath")} for info in threadpool_info()]
+    except ImportError:
+        blas = [{"user_api": "unknown (pip install threadpoolctl to report it)"}]
+    return {"numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "blas": blas, "threads": {v: os.environ.get(v, "unset") for v in THREAD_VARS},
+            "allocator": {v: os.environ.get(v, "default") for v in ALLOCATOR_VARS},
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "unset")}
+
+
+def settings() -> str:
+    """The thread and allocator settings the numbers were taken under."""
+    info = settings_dict()
+    blas = "; ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
+                     f"{b.get('num_threads')} threads)" for b in info["blas"] if b.get("user_api") == "blas")
+    return (f"numpy {info['numpy']} (BLAS: {blas or 'unknown'}), torch {info['torch']} (torch threads "
+            f"{info['torch_threads']}), threads {info['threads']}, allocator {info['allocator']}, "
+            f"OPENBLAS_CORETYPE={info['openblas_coretype']}")
+
+
+def limit_threads(threads: int) -> None:
+    """Pin every thread count: the environment (read by libraries not loaded yet), NumPy's BLAS via
+    threadpoolctl (the variables do nothing once it is loaded) and torch's intra-op pool."""
+    pin_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def start(description: str, argv: list[str] | None, rounds: int) -> argparse.Namespace:
@@ -37,16 +72,7 @@ def start(description: str, argv: list[str] | None, rounds: int) -> argparse.Nam
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=rounds)
     args = parser.parse_args(argv)
-    pin_threads(args.threads)
-    try:  # the variables above do nothing if numpy's BLAS is already loaded; threadpoolctl still can
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
-    import torch
-
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     print(settings())
     return args
 
@@ -58,9 +84,10 @@ def time_per_iteration(step: Callable[[], object], iterations: int) -> float:
     return (time.perf_counter() - start) / iterations
 
 
-def compare(name: str, deepnum_step: Callable[[], object], torch_step: Callable[[], object],
-            rounds: int = 15, iterations: int = 20, warmup: int = 5) -> float:
-    """Print the median seconds per iteration of each and return the ratio deepnum/torch."""
+def measure(deepnum_step: Callable[[], object], torch_step: Callable[[], object], rounds: int = 15,
+            iterations: int = 20, warmup: int = 5) -> tuple[list[float], list[float]]:
+    """Warm both up, then alternate rounds of ``iterations`` calls: the seconds per iteration of each
+    round, deepnum's and torch's (round i of one ran right after round i of the other)."""
     for _ in range(warmup):
         deepnum_step()
         torch_step()
@@ -68,6 +95,13 @@ def compare(name: str, deepnum_step: Callable[[], object], torch_step: Callable[
     for _ in range(rounds):
         ours.append(time_per_iteration(deepnum_step, iterations))
         theirs.append(time_per_iteration(torch_step, iterations))
+    return ours, theirs
+
+
+def compare(name: str, deepnum_step: Callable[[], object], torch_step: Callable[[], object],
+            rounds: int = 15, iterations: int = 20, warmup: int = 5) -> float:
+    """Print the median seconds per iteration of each and return the ratio deepnum/torch."""
+    ours, theirs = measure(deepnum_step, torch_step, rounds, iterations, warmup)
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
     ratio = ours_median / theirs_median
     print(f"{name}: deepnum {ours_median * 1e3:.3f} ms, torch {theirs_median * 1e3:.3f} ms, "

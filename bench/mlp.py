@@ -45,7 +45,9 @@ def mlp_step(lib, params, x, y):
     return loss
 
 
-def build(lib_name: str):
+def build(lib_name: str, reference=None):
+    """``(step, params)`` for ``lib_name`` ("deepnum" or "torch"). Both libraries start from the same
+    seeded weights, so ``reference`` (the other library's parameters) is not needed."""
     layers, x, y = make_weights()
     if lib_name == "torch":
         import torch as lib
@@ -55,12 +57,12 @@ def build(lib_name: str):
     for w, b in layers:
         params += [lib.tensor(w, requires_grad=True), lib.tensor(b, requires_grad=True)]
     xt, yt = lib.tensor(x), lib.tensor(y)
-    return lambda: mlp_step(lib, params, xt, yt)
+    return (lambda: mlp_step(lib, params, xt, yt)), params
 
 
 def main(argv: list[str] | None = None) -> float:
     args = start(__doc__.splitlines()[0], argv, rounds=15)
-    return compare("MLP 784-256-256-10 train step, batch 128", build("deepnum"), build("torch"),
+    return compare("MLP 784-256-256-10 train step, batch 128", build("deepnum")[0], build("torch")[0],
                    rounds=args.rounds)
 
 

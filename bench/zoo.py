@@ -71,18 +71,6 @@ def torch_cifar_resnet(n: int = 3, num_classes: int = 10, in_chans: int = 3):
     return Net()
 
 
-def _models():
-    """(deepnum resnet20, torch twin with the same weights)."""
-    import torch
-
-    from deepnum.models.resnet import resnet20
-
-    ours = resnet20()
-    theirs = torch_cifar_resnet(3)
-    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
-    return ours, theirs
-
-
 def _libs(name: str):
     if name == "torch":
         import torch
@@ -125,19 +113,49 @@ def build_inference_step(lib_name: str, model, batch: int = 128):
     return step
 
 
+def _resnet20(lib_name: str, reference=None):
+    """deepnum's ``resnet20`` or its torch twin; with ``reference`` (the other library's model) it
+    starts from the reference's weights."""
+    if lib_name == "torch":
+        import torch
+
+        model = torch_cifar_resnet(3)
+        if reference is not None:
+            model.load_state_dict({k: torch.tensor(v.numpy()) for k, v in reference.state_dict().items()})
+        return model
+    import deepnum as dn
+    from deepnum.models.resnet import resnet20
+
+    model = resnet20()
+    if reference is not None:
+        model.load_state_dict({k: dn.tensor(v.detach().numpy()) for k, v in reference.state_dict().items()})
+    return model
+
+
+def build_resnet20_train(lib_name: str, reference=None, batch: int = 128):
+    """``(step, model)``: the ResNet-20 training step of ``lib_name``, same weights as ``reference``."""
+    model = _resnet20(lib_name, reference)
+    return build_train_step(lib_name, model, batch), model
+
+
+def build_resnet20_inference(lib_name: str, reference=None, batch: int = 128):
+    """``(step, model)``: ResNet-20 inference (eval, no_grad) of ``lib_name``, same weights as ``reference``."""
+    model = _resnet20(lib_name, reference)
+    return build_inference_step(lib_name, model, batch), model
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = start(__doc__.splitlines()[0], argv, rounds=9)
-    import deepnum as dn
+    import torch
 
-    dn.manual_seed(0)
+    torch.manual_seed(0)
     ratios = {}
-    ours, theirs = _models()
-    ratios["resnet20_train"] = compare(
-        "ResNet-20 train step, batch 128, 3x32x32, SGD momentum", build_train_step("deepnum", ours),
-        build_train_step("torch", theirs), rounds=args.rounds, iterations=3, warmup=3)
-    ratios["resnet20_infer"] = compare(
-        "ResNet-20 inference, batch 128, eval, no_grad", build_inference_step("deepnum", ours),
-        build_inference_step("torch", theirs), rounds=args.rounds, iterations=3, warmup=3)
+    for key, name, build in (
+            ("resnet20_train", "ResNet-20 train step, batch 128, 3x32x32, SGD momentum", build_resnet20_train),
+            ("resnet20_infer", "ResNet-20 inference, batch 128, eval, no_grad", build_resnet20_inference)):
+        torch_step, reference = build("torch")
+        ours_step, _ = build("deepnum", reference)
+        ratios[key] = compare(name, ours_step, torch_step, rounds=args.rounds, iterations=3, warmup=3)
     return ratios
 
 

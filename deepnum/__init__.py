@@ -35,5 +35,5 @@ def is_tensor(obj: object) -> bool:
 def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
 
-from deepnum import nn, optim  # noqa: E402  (as torch.nn and torch.optim after `import torch`)
+from deepnum import nn, optim, profiler  # noqa: E402  (as torch.nn, torch.optim, torch.profiler)
 from deepnum.io import load, save  # noqa: E402  (torch.save/torch.load; safetensors is imported on first use)

@@ -171,6 +171,44 @@ def test_gelu_tails_are_relatively_accurate():
     assert np.all(tanh_form[:3] < 0)  # x·σ(2u): no cancellation to 0 (at -35, σ(2u) < 1e-1300 underflows)
 
 
+def test_gelu_float32_fast_path_is_accurate_across_blocks():
+    """float32 GELU runs the blocked fitted-erfc kernel: values within a few float32 ulp of x·Φ(x)
+    for |x| ≤ 5 and relatively accurate also in the lower tail, the slope Φ + x·φ within 3e-7; the rows of a long input
+    cross block boundaries, odd widths included; eval (no grad) gives the same values."""
+    from deepnum.functional._activation_smooth import _BLOCK
+
+    grid = np.concatenate([np.linspace(-14, 14, 20001), [0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 1e4]])
+    rows = -(-(_BLOCK + 1000) // 7)
+    x32 = np.resize(grid, (rows, 7)).astype(np.float32)
+    xd = dn.tensor(x32, requires_grad=True)
+    y = F.gelu(xd)
+    y.backward(dn.ones(x32.shape))
+    x64 = x32.astype(np.float64).reshape(-1)
+    cdf = np.array([0.5 * math.erfc(v * -math.sqrt(0.5)) for v in x64[:len(grid)]])
+    expected = np.resize(x64[:len(grid)] * cdf, x64.shape)
+    pdf = np.exp(-x64[:len(grid)] ** 2 / 2) / math.sqrt(2 * math.pi)
+    slope = np.resize(cdf + x64[:len(grid)] * pdf, x64.shape)
+    got = y.data.reshape(-1).astype(np.float64)
+    big = np.abs(expected) > 1e-37  # below, float32 is denormal
+    assert y.dtype == xd.grad.dtype == np.float32
+    relative = np.abs(got[big] - expected[big]) / np.abs(expected[big])
+    assert np.max(relative[np.abs(x64[big]) <= 5]) < 1e-6
+    assert np.max(relative) < 1e-5  # far in the lower tail: the float32 rounding of x² in e^(-x²/2)
+    assert np.max(np.abs(got[~big] - expected[~big])) < 1e-37
+    assert np.max(np.abs(xd.grad.data.reshape(-1) - slope)) < 3e-7
+    with dn.no_grad():
+        np.testing.assert_array_equal(F.gelu(dn.tensor(x32)).data, y.data)
+    # a double backward in float32 recomputes Φ with the exact formula
+    xs = dn.tensor(np.linspace(-4, 4, 9).astype(np.float32), requires_grad=True)
+    (g,) = dn.autograd.grad(F.gelu(xs).sum(), xs, create_graph=True)
+    (gg,) = dn.autograd.grad(g.sum(), xs)
+    xt = torch.tensor(xs.data, requires_grad=True)
+    (gt,) = torch.autograd.grad(TF.gelu(xt).sum(), xt, create_graph=True)
+    (ggt,) = torch.autograd.grad(gt.sum(), xt)
+    assert_close(g, gt, 1e-6, 1e-5, "first derivative")
+    assert_close(gg, ggt, 1e-6, 1e-5, "second derivative")
+
+
 def test_large_inputs_do_not_overflow():
     x = dn.tensor(np.array([-1e4, -800.0, 800.0, 1e4]), requires_grad=True)
     with warnings.catch_warnings():

@@ -98,13 +98,13 @@ def test_conv_transpose_matches_torch(d, x_shape, w_shape, kwargs, bias):
                                                   (TRANSPOSE_CASES[2], True), (TRANSPOSE_CASES[7], True),
                                                   (TRANSPOSE_CASES[1], True)])
 def test_batch_tiles_give_the_same_result(monkeypatch, case, transposed, per_tile):
-    """The CPU path cuts the batch into tiles (one matmul each); one sample per tile, a few, and the
-    whole batch (the GPU path) must all agree with torch, for conv, col2im and the weight gradient."""
+    """The CPU path cuts the output rows into tiles (one matmul each); one row per tile, a few, and
+    all of them (the GPU path) must all agree with torch, for conv, col2im and the weight gradient."""
     from deepnum.functional import conv_ops
 
     if per_tile is None:
         monkeypatch.setattr(conv_ops, "TILE_BYTES", None)
-    else:  # 5 samples: tiles of 1, or of 2, 2 and 1
+    else:  # tiles of 1 or 2 output rows (the last one shorter where the count is odd)
         monkeypatch.setattr(conv_ops, "_tile", lambda xp, n, sample_bytes: min(n, per_tile))
     d, x_shape, w_shape, kwargs = case
     x_shape = (5,) + x_shape[1:] if len(x_shape) == d + 2 else x_shape
@@ -385,12 +385,14 @@ def test_output_size_formula(h, k, p, s, d):
 
 
 def test_default_tiles_on_a_real_batch():
-    """(40, 16, 32, 32) with a 3×3 kernel: about 7 samples per 4 MB tile, so several tiles and a short last one."""
+    """(40, 16, 32, 32) with a 5×5 kernel (im2col, not the 3×3 fast path): an output row of the 40
+    samples makes 16·25·32·40 columns entries, so a 4 MB tile holds 6 rows of float64: several
+    tiles and a short last one."""
     from deepnum.functional import conv_ops
 
-    assert conv_ops._tile(np, 40, 16 * 9 * 32 * 32 * 4) < 40
-    check_op(lambda x, w, b: F.conv2d(x, w, b, padding=1), (40, 16, 32, 32), (8, 16, 3, 3), (8,),
-             torch_fn=lambda x, w, b: TF.conv2d(x, w, b, padding=1), dtypes=(np.float64,), gradcheck=False)
+    assert conv_ops._tile(np, 32, 16 * 25 * 32 * 40 * 8) < 32
+    check_op(lambda x, w, b: F.conv2d(x, w, b, padding=2), (40, 16, 32, 32), (8, 16, 5, 5), (8,),
+             torch_fn=lambda x, w, b: TF.conv2d(x, w, b, padding=2), dtypes=(np.float64,), gradcheck=False)
     check_op(lambda y, w: F.conv_transpose2d(y, w, stride=2, padding=1), (40, 8, 16, 16), (8, 16, 3, 3),
              torch_fn=lambda y, w: TF.conv_transpose2d(y, w, stride=2, padding=1), dtypes=(np.float64,),
              gradcheck=False)

@@ -361,6 +361,41 @@ def test_fused_linear_against_torch_and_double_backward(activation, bias):
     assert dn.autograd.gradgradcheck(lambda x, w, b: fused_linear(x, w, b, activation), args)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_gelu_float32(bias):
+    """Linear → exact GELU as one float32 op (bias, GELU and its slope in one blocked pass): outputs
+    and gradients against torch, the same values without grad, and a double backward (recomputing
+    the pre-activation) against torch's; float64 takes the separate ops (gradgradcheck)."""
+    from deepnum.nn.modules._transformer_ops import FusedLinear, fused_linear
+    from tests.helpers import check_op
+
+    def ours(x, w, *b):
+        return fused_linear(x, w, b[0] if b else None, "gelu")
+
+    def theirs(x, w, *b):
+        return torch.nn.functional.gelu(torch.nn.functional.linear(x, w, b[0] if b else None))
+
+    check_op(ours, (2, 3, 5), (4, 5), *([(4,)] if bias else []), torch_fn=theirs)
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(s).astype(np.float32) for s in ((3, 5), (4, 5), (4,))][:3 if bias else 2]
+    args = [dn.tensor(v, requires_grad=True) for v in values]
+    y = ours(*args)
+    assert isinstance(y.grad_fn, FusedLinear) and y.dtype == np.float32
+    with dn.no_grad():
+        np.testing.assert_array_equal(ours(*[dn.tensor(v) for v in values]).data, y.data)
+    targs = [torch.tensor(v, requires_grad=True) for v in values]
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    grads = dn.autograd.grad(y, args, dn.tensor(g), create_graph=True)
+    tgrads = torch.autograd.grad(theirs(*targs), targs, torch.tensor(g), create_graph=True)
+    second = dn.autograd.grad(sum((gr * gr).sum() for gr in grads), args)
+    tsecond = torch.autograd.grad(sum((gr * gr).sum() for gr in tgrads), targs)
+    for a, b in zip(grads + second, tgrads + tsecond):
+        assert_close(a, b, 1e-5, 1e-4, "gradient")
+    args64 = [dn.tensor(v.astype(np.float64), requires_grad=True) for v in values]
+    assert not isinstance(ours(*args64).grad_fn, FusedLinear)
+    assert dn.autograd.gradgradcheck(lambda *a: fused_linear(a[0], a[1], a[2] if bias else None, "gelu"), args64)
+
+
 def test_fused_path_falls_back_for_hooks_replacements_and_mixed_dtypes():
     """Hooks on linear1/linear2/out_proj still fire (the modules run unfused then), with the same
     numbers; a float32 input to a float64 layer follows the separate ops' type promotion."""

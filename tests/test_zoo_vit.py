@@ -77,6 +77,33 @@ def test_small_vit_train_mode_gradients_match_torchvision(dtype, representation_
         assert_close(params[name].grad, p.grad, *tol, what=f"gradient of {name}")
 
 
+def test_mlp_block_fused_path_equals_the_layers_and_respects_hooks():
+    """The MLP block runs Linear → GELU as one fused op in float32; the result and every gradient
+    equal the layer-by-layer Sequential, and a hook on a layer makes the block run unfused (so it
+    fires); a wrong width raises Linear's error."""
+    from deepnum.models.vit import MLPBlock
+    from deepnum.nn.modules._transformer_ops import FusedLinear
+
+    block = MLPBlock(8, 12, 0.0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        xd = dn.tensor(x, requires_grad=True)
+        y = block(xd) if fused else nn.Sequential.forward(block, xd)
+        assert isinstance(y.grad_fn, FusedLinear) == fused  # the second Linear is fused too
+        block.zero_grad()
+        (y * y).sum().backward()
+        results.append([y.data, xd.grad.data] + [p.grad.data.copy() for p in block.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    calls = []
+    block[1].register_forward_hook(lambda module, args, out: calls.append(tuple(out.shape)))
+    np.testing.assert_allclose(block(dn.tensor(x)).data, results[0][0], rtol=1e-5, atol=1e-6)
+    assert calls == [(2, 5, 12)]
+    with pytest.raises(ValueError, match=r"Linear\(8→12\): expected input \(\*, 8\), got \(2, 5\)"):
+        block(dn.zeros(2, 5))
+
+
 @pytest.mark.parametrize("name, shape, count", [
     ("vit_tiny_patch4_32", (3, 32, 32), 5_362_762),
     ("vit_mini_patch7_28", (1, 28, 28), 205_962),

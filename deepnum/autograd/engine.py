@@ -13,6 +13,9 @@ from deepnum.autograd.grad_mode import set_grad_enabled
 from deepnum.backend import get_array_module
 from deepnum.tensor import Tensor
 
+# The active profiler (``deepnum.profiler.profile`` sets it; None when off).
+_PROFILER = None
+
 _FREED = (
     "Trying to backward through the graph a second time (or to use saved values after they were "
     "freed): {fn} was already used by an earlier backward. Pass retain_graph=True to the first "
@@ -138,7 +141,11 @@ def _run_function(fn: Function, pending: dict, deliver, wanted, captured, retain
             raise RuntimeError(
                 f"{fn!r}: a tensor of shape {tuple(t.shape)} that it saved for backward was modified "
                 f"in place (version {v} -> {t._version}) after it was used")
+    profiler = _PROFILER
+    token = profiler.enter() if profiler is not None else None
     grads_in = fn.backward(*grads_out)
+    if profiler is not None:
+        profiler.backward_done(fn, grads_out, grads_in, token)
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
     for i, (t, g) in enumerate(zip(fn.inputs, grads_in, strict=True)):

@@ -17,6 +17,10 @@ from typing import Any
 from deepnum.autograd.grad_mode import _GradMode
 from deepnum.tensor import Tensor
 
+# The active profiler (``deepnum.profiler.profile`` sets it; None when off, which costs one global
+# read and two ``is not None`` tests per op).
+_PROFILER = None
+
 
 class Function:
     """Base class of every op. Subclasses set their parameters in ``__init__`` and implement
@@ -31,6 +35,8 @@ class Function:
     _versions: tuple[int, ...] | None = None
 
     def __call__(self, *inputs: Tensor) -> Any:
+        profiler = _PROFILER
+        token = profiler.enter() if profiler is not None else None
         arrays = [t.data for t in inputs]
         if len(arrays) > 1:
             first = type(arrays[0])
@@ -57,6 +63,8 @@ class Function:
                 if r.data.dtype.kind in "fc":
                     r.grad_fn = self
                     r._requires_grad = True
+        if profiler is not None:
+            profiler.forward_done(self, inputs, results, token)
         return results if multiple else results[0]
 
     @property

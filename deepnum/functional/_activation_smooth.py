@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepnum.autograd.function import Function
+from deepnum.autograd.grad_mode import _GradMode, is_grad_enabled
 from deepnum.backend import get_array_module
 from deepnum.functional._erf import ndtr
 from deepnum.functional.math import exp, where
@@ -135,17 +136,93 @@ def _pdf(x: Tensor) -> Tensor:
     return exp(x * x * -0.5) * _INV_SQRT_2PI
 
 
+# ----------------------------------------------------------------------------- GELU, float32 fast path
+# ½·erfc(z)·e^(z²) as a polynomial in t = 1/(1 + z/2), z ≥ 0 (the form of Numerical Recipes' erfcc):
+# coefficients of t⁹ … t⁰ from a weighted least-squares fit on 4000 Chebyshev nodes of z ∈ [0, 10],
+# reweighted towards the largest relative error (Lawson's iteration); max relative error 3.2e-8 in
+# float64, about 4e-7 once evaluated in float32 for |x| ≤ 5, growing as 3e-8·x² further out (the
+# float32 rounding of x² in e^(-x²/2)); tests/test_activation.py checks it on a grid.
+_HALF_ERFCX = (-0.027525832969, 0.13195249677, -0.22074090425, 0.11059804234, 0.0085368988154, 0.090625871324,
+               0.12489646643, 0.14054926781, 0.14111068297, -3.0054180446e-06)
+_T_SCALE = 0.5 * math.sqrt(0.5)  # t = 1/(1 + |x|/(2√2)): z = |x|/√2
+_BIG_X = 30.0  # |x| is clamped here: Φ(-30) < 1e-197 is 0 in float32, and a² must not overflow
+_BLOCK = 1 << 16  # elements per block: the block's four temporaries stay in cache between the passes
+
+
+def gelu_float32_(z: Any, slope: Any = None, bias: Any = None) -> None:
+    """In place on a C-contiguous float32 array z (..., D): z ← GELU(z + bias), and ``slope`` (z's
+    shape) ← GELU'(z + bias) = Φ + x·φ when given, for backward. The float32 fast path of ``GELU`` and
+    of the fused linear+GELU (``nn.modules._transformer_ops``).
+
+    With a = |x| and h = Φ(-a) = ½·erfc(a/√2) = p(t)·e^(-a²/2) (p: the fit above), GELU(x) =
+    max(x, 0) - a·h for either sign and Φ(x) = ½ + sign(x)·(½ - h): no branch, no mask, and h keeps
+    its relative accuracy in the lower tail (unlike 1 + erf). The ~30 elementwise passes run block by
+    block on cache-sized pieces: on whole arrays each pass would stream the array from memory, which
+    made the Cody-based path 5× slower on a ViT's (N·T, 768) activations."""
+    xp = get_array_module(z)
+    rows = z.reshape(-1, z.shape[-1]) if z.ndim else z.reshape(1, 1)
+    slopes = None if slope is None else slope.reshape(rows.shape)
+    per = max(1, _BLOCK // max(rows.shape[1], 1))
+    temps = [xp.empty(per * rows.shape[1], z.dtype) for _ in range(4)]
+    for start in range(0, rows.shape[0], per):
+        x = rows[start:start + per]
+        a, t, h, e = (b[:x.size].reshape(x.shape) for b in temps)
+        if bias is not None:
+            x += bias
+        xp.abs(x, out=a)
+        xp.minimum(a, _BIG_X, out=a)
+        xp.multiply(a, _T_SCALE, out=t)
+        t += 1.0
+        xp.reciprocal(t, out=t)
+        xp.multiply(t, _HALF_ERFCX[0], out=h)
+        for c in _HALF_ERFCX[1:-1]:
+            h += c
+            h *= t
+        h += _HALF_ERFCX[-1]
+        xp.multiply(a, a, out=e)
+        e *= -0.5
+        xp.exp(e, out=e)
+        h *= e  # h = Φ(-a)
+        if slopes is not None:
+            s = slopes[start:start + per]
+            xp.multiply(a, e, out=t)
+            t *= _INV_SQRT_2PI
+            xp.copysign(t, x, out=t)  # x·φ(x), with a clamped (inf·0 would be NaN)
+            xp.subtract(0.5, h, out=s)
+            xp.copysign(s, x, out=s)
+            s += 0.5  # Φ(x)
+            s += t
+        a *= h
+        xp.maximum(x, 0.0, out=x)
+        x -= a
+
+
 class GELU(Function):
     """y = x·Φ(x) with Φ the standard normal CDF, Φ(x) = erfc(-x/√2)/2 (Hendrycks & Gimpel 2016);
-    dy/dx = Φ(x) + x·φ(x), d²y/dx² = (2 - x²)·φ(x). Φ from forward is reused by backward."""
+    dy/dx = Φ(x) + x·φ(x), d²y/dx² = (2 - x²)·φ(x). Φ from forward is reused by backward. float32
+    takes ``gelu_float32_`` (blocked, a fitted erfc, relative error ~4e-7 for |x| ≤ 5), which also
+    computes the slope dy/dx for backward when the input requires grad; a double backward
+    recomputes Φ with Cody's erfc."""
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.save = _GradMode.enabled and x._requires_grad
+        return super().__call__(x)
 
     def forward(self, x):
+        self.cdf = self.slope = None
+        if x.dtype == np.float32:
+            y = x.copy()
+            self.slope = np.empty_like(y) if self.save else None
+            gelu_float32_(y, self.slope)
+            return y
         self.cdf = ndtr(x)
         return x * self.cdf
 
     def backward(self, gy):
         (x,) = self.inputs
-        cdf = _Reuse(self.cdf, lambda x, _: _pdf(x))(x)
+        if self.slope is not None and not is_grad_enabled():
+            return Tensor._make(gy.data * self.slope)
+        cdf = _Reuse(ndtr(x.data) if self.cdf is None else self.cdf, lambda x, _: _pdf(x))(x)
         return gy * (cdf + x * _pdf(x))
 
 

@@ -51,11 +51,17 @@ class Windows:
         return any(self.padding) or any(self.after)
 
     def pad(self, x: Any, value: Any) -> Any:
-        """x with the spatial dims padded by ``value`` (x itself when no window needs padding)."""
+        """x with the spatial dims padded by ``value`` (x itself when no window needs padding), in
+        x's memory layout (batch-last stays batch-last)."""
         if not self.touches_padding:
             return x
-        widths = [(0, 0)] * (x.ndim - len(self.kernel)) + list(zip(self.padding, self.after))
-        return get_array_module(x).pad(x, widths, mode="constant", constant_values=value)
+        xp = get_array_module(x)
+        lead = tuple(x.shape[:x.ndim - len(self.kernel)])
+        out = zeros_in_layout(xp, lead + self.padded_size, x.dtype, batch_last_layout(x))
+        if value != 0:
+            out.fill(value)
+        out[(slice(None),) * len(lead) + tuple(slice(p, p + n) for p, n in zip(self.padding, self.in_size))] = x
+        return out
 
     def crop(self, xpad: Any) -> Any:
         """The input region of a padded array (the inverse of ``pad``)."""
@@ -109,14 +115,14 @@ def extreme_columns(columns: list[Any], largest: bool, need_arg: bool) -> tuple[
     them (the last NaN where a window holds NaNs, as PyTorch's kernels pick)."""
     xp = get_array_module(columns[0])
     op = xp.maximum if largest else xp.minimum
-    m = columns[0].copy()
+    m = columns[0].copy(order="K")  # keeps the input's memory layout (a convolution's is batch-last)
     for c in columns[1:]:
         op(m, c, out=m)
     if not need_arg:
         return m, None
     dtype = _small_int(len(columns))
-    arg = xp.zeros(m.shape, dtype=dtype)
-    hit, step = xp.empty(m.shape, dtype=bool), xp.empty(m.shape, dtype=dtype)
+    arg = xp.zeros_like(m, dtype=dtype)
+    hit, step = xp.empty_like(m, dtype=bool), xp.empty_like(m, dtype=dtype)
     for q in range(len(columns) - 1, -1, -1):  # arg ← q where column q attains the extreme
         xp.equal(columns[q], m, out=hit)
         xp.subtract(dtype.type(q), arg, out=step)
@@ -143,15 +149,19 @@ def extreme_windows(view: Any, k: int, largest: bool, need_arg: bool) -> tuple[A
     count = math.prod(view.shape[:-k])
     if count >= _FEW_WINDOWS_MAX or math.prod(view.shape[-k:]) == 1:
         return extreme_columns(_offsets(view, k), largest, need_arg)
-    rows = view.reshape(view.shape[:-k] + (math.prod(view.shape[-k:]),))
+    lead = view.ndim - k
+    order = sorted(range(lead), key=lambda i: -abs(view.strides[i]))  # the window axes in memory order
+    back = tuple(order.index(i) for i in range(lead))  # the results keep the input's memory layout
+    rows = view.transpose(order + list(range(lead, view.ndim)))
+    rows = rows.reshape(rows.shape[:lead] + (math.prod(view.shape[-k:]),))
     if not need_arg:
-        return (rows.max(-1) if largest else rows.min(-1)), None
+        return (rows.max(-1) if largest else rows.min(-1)).transpose(back), None
     arg = rows.argmax(-1) if largest else rows.argmin(-1)  # the first extreme, or the first NaN
     m = xp.take_along_axis(rows, arg[..., None], -1)[..., 0]
     if m.dtype.kind == "f" and bool(xp.isnan(m).any()):
         last = rows.shape[-1] - 1 - xp.isnan(rows[..., ::-1]).argmax(-1)
         arg = xp.where(xp.isnan(m), last, arg)
-    return m, arg
+    return m.transpose(back), arg.transpose(back)
 
 
 def window_sum(view: Any, k: int, dtype: np.dtype) -> Any:
@@ -238,29 +248,94 @@ class _PicksInput(Function):
         return ScatterToInput(self.flat_index(), self.in_shape)(gy)
 
 
-class MaxPool(_PicksInput):
+class MaxPool(Function):
     """y = max over each window of x (min when ``largest`` is False, deepnum's min pooling):
-    padding is −inf (+inf), so it never wins. The index of the first maximum in window order is
-    kept for ``return_indices`` and the backward. A window whose maximum is the padding value
-    itself (all of its input elements are −inf) points at its first input element, as PyTorch."""
+    padding is −inf (+inf), so it never wins. The kernel offset of the first maximum in window order
+    is kept (``arg``) for the backward and for ``return_indices``. A window whose maximum is the
+    padding value itself (all of its input elements are −inf) points at its first input element,
+    as PyTorch. Backward: ``ScatterToWindows`` (col2im of the gradient through the arg-max masks)."""
+
+    saves_inputs = False
 
     def __init__(self, windows: Windows, largest: bool, need_index: bool):
         self.windows, self.largest, self.need_index = windows, largest, need_index
 
     def forward(self, x):
         xp, win = get_array_module(x), self.windows
-        self.in_shape = x.shape
+        self.in_shape, self.batch_last = x.shape, batch_last_layout(x)
         fill = fill_value(x.dtype, self.largest)
         m, arg = extreme_windows(win.view(win.pad(x, fill)), len(win.kernel), self.largest, self.need_index)
-        if arg is None:
-            return m
-        if win.touches_padding:
+        if arg is not None and win.touches_padding:
             on_pad = m == fill
             if bool(on_pad.any()):
                 arg = xp.where(on_pad, xp.asarray(win.first_valid()).astype(arg.dtype), arg)
-        base, table = win.index_parts()
-        self.indices = xp.asarray(table)[arg] + xp.asarray(base)
+        self.arg = arg
         return m
+
+    @property
+    def indices(self) -> Any:
+        """PyTorch's ``return_indices``: the flat spatial index of each window's maximum."""
+        xp = get_array_module(self.arg)
+        base, table = self.windows.index_parts()
+        return xp.asarray(table)[self.arg] + xp.asarray(base)
+
+    def backward(self, gy):
+        return ScatterToWindows(self.windows, self.arg, self.in_shape, self.batch_last)(gy)
+
+
+def batch_last_layout(a: Any) -> bool:
+    """Whether an (N, C, *S) array is stored batch-last, (C, *S, N) contiguous (a convolution's output)."""
+    return a.ndim >= 3 and a.transpose(tuple(range(1, a.ndim)) + (0,)).flags.c_contiguous
+
+
+def zeros_in_layout(xp: Any, shape: tuple[int, ...], dtype: Any, batch_last: bool) -> Any:
+    """Zeros of the (N, C, *S) ``shape``, stored batch-last when ``batch_last``."""
+    if not batch_last:
+        return xp.zeros(shape, dtype=dtype)
+    z = xp.zeros(tuple(shape[1:]) + tuple(shape[:1]), dtype=dtype)
+    return z.transpose((z.ndim - 1,) + tuple(range(z.ndim - 1)))
+
+
+class ScatterToWindows(Function):
+    """The gradient of a max over windows: g_x = Σ_q (window column q of g_x) += g_y·[arg = q], one
+    masked strided add per kernel offset q (col2im through the arg-max masks; overlapping windows
+    accumulate, the padding is cropped). No per-element scatter. Its adjoint is ``GatherFromWindows``."""
+
+    saves_inputs = False
+
+    def __init__(self, windows: Windows, arg: Any, in_shape: tuple[int, ...], batch_last: bool):
+        self.windows, self.arg, self.in_shape, self.batch_last = windows, arg, in_shape, batch_last
+
+    def forward(self, gy):
+        xp, win = get_array_module(gy), self.windows
+        shape = tuple(self.in_shape[:len(self.in_shape) - len(win.kernel)]) + win.padded_size
+        gpad = zeros_in_layout(xp, shape, gy.dtype, self.batch_last)
+        for q, col in enumerate(_offsets(win.view(gpad), len(win.kernel))):
+            col += gy * (self.arg == q)
+        return win.crop(gpad)
+
+    def backward(self, gg):
+        return GatherFromWindows(self.windows, self.arg, self.in_shape, self.batch_last)(gg)
+
+
+class GatherFromWindows(Function):
+    """y = Σ_q (window column q of x)·[arg = q]: each window's element at its arg-max (the adjoint
+    of ``ScatterToWindows``)."""
+
+    saves_inputs = False
+
+    def __init__(self, windows: Windows, arg: Any, in_shape: tuple[int, ...], batch_last: bool):
+        self.windows, self.arg, self.in_shape, self.batch_last = windows, arg, in_shape, batch_last
+
+    def forward(self, x):
+        xp, win = get_array_module(x), self.windows
+        out = xp.zeros_like(self.arg, dtype=x.dtype)
+        for q, col in enumerate(_offsets(win.view(win.pad(x, 0)), len(win.kernel))):
+            out += col * (self.arg == q)
+        return out
+
+    def backward(self, gy):
+        return ScatterToWindows(self.windows, self.arg, self.in_shape, self.batch_last)(gy)
 
 
 class AdaptiveMax(_PicksInput):

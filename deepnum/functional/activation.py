@@ -11,6 +11,7 @@ and the input keeps its values; ``x = F.relu(x, inplace=True)`` behaves the same
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -29,16 +30,45 @@ __all__ = [
 ]
 
 
+def maximum0(x: Any, out: Any = None) -> Any:
+    """max(x, 0) into ``out`` (a new array in x's memory layout by default). NumPy's ``maximum``
+    against a scalar runs a slow loop (0.6 ms per 2M float32 here); against a zero row broadcast
+    down the rows of the array's memory-order 2-D view it runs vectorised (0.19 ms)."""
+    xp = get_array_module(x)
+    out = xp.empty_like(x) if out is None else out
+    order = sorted(range(x.ndim), key=lambda i: -abs(x.strides[i]))  # the axes in memory order
+    xm, om = x.transpose(order), out.transpose(order)
+    width = math.gcd(x.size, 4096)
+    if x.dtype.kind != "f" or width < 256 or not (xm.flags.c_contiguous and om.flags.c_contiguous):
+        return xp.maximum(x, 0, out=out)
+    xp.maximum(xm.reshape(-1, width), xp.zeros(width, dtype=x.dtype), out=om.reshape(-1, width))
+    return out
+
+
+def times_positive(g: Any, y: Any) -> Any:
+    """g·[y > 0] as a new array (ReLU's backward, with the mask read off its output y): the mask is
+    written as 0.0/1.0 floats, then multiplied in place, 30% faster than multiplying by a boolean
+    array (NumPy casts it element by element inside the product)."""
+    xp = get_array_module(g)
+    out = xp.greater(y, 0, out=xp.empty_like(y, dtype=g.dtype), casting="unsafe")  # in y's memory layout
+    out *= g
+    return out
+
+
 class ReLU(Function):
-    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (Nair & Hinton 2010)."""
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (Nair & Hinton 2010). The mask is read off the
+    output in backward (nothing else is saved)."""
 
     saves_inputs = False
 
     def forward(self, x):
-        return get_array_module(x).maximum(x, 0)
+        return maximum0(x) if x.dtype.kind == "f" else get_array_module(x).maximum(x, 0)
 
     def backward(self, gy):
-        return gy * Tensor._make(self.output().data > 0).to(gy.dtype)
+        y = self.output().data
+        if is_grad_enabled():
+            return gy * Tensor._make(y > 0).to(gy.dtype)
+        return Tensor._make(times_positive(gy.data, y))
 
 
 class LeakyReLU(Function):
@@ -174,6 +204,10 @@ def _floating(input: Any) -> Tensor:
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0) elementwise."""
+    if inplace and not (is_grad_enabled() and input.requires_grad) and input.dtype.kind == "f":
+        input._inplace("relu_")  # version bump and the checks of an in-place op
+        maximum0(input.data, out=input.data)
+        return input
     return _finish(input, ReLU()(input), inplace)
 
 

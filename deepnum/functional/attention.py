@@ -57,6 +57,16 @@ def _softmax_rows(s: Any, safe: bool) -> Any:
     return s, (dead if has_dead and safe else None)
 
 
+def _matmul_in_order(a: Any, b: Any, order: tuple[int, ...]) -> Any:
+    """a @ b as usual, but stored so that ``result.transpose(order)`` is C-contiguous: the GEMMs
+    write straight into the layout the caller permutes to next (``MultiheadAttention`` merges the
+    heads as (N, L, heads·Ev)), which then needs no copy."""
+    xp = get_array_module(a)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    stored = xp.empty(tuple(shape[i] for i in order), dtype=np.result_type(a, b))
+    return xp.matmul(a, b, out=stored.transpose(np.argsort(order)))
+
+
 class ScaledDotProductAttention(Function):
     """Fused attention. Forward: S = (scale·Q) Kᵀ + B, P = softmax(S) over the keys, Pd = P ∘ M
     (M: the inverted-dropout mask, when given), O = Pd V; outputs O, and Pd when ``need_weights``.
@@ -66,9 +76,9 @@ class ScaledDotProductAttention(Function):
     a boolean ``keep`` array (False: the key is masked out) and ``drop`` mask are constants."""
 
     def __init__(self, scale: float, keep: Any = None, drop: Any = None, safe: bool = True,
-                 need_weights: bool = False):
+                 need_weights: bool = False, out_order: tuple[int, ...] | None = None):
         self.scale, self.keep, self.drop = scale, keep, drop
-        self.safe, self.need_weights = safe, need_weights
+        self.safe, self.need_weights, self.out_order = safe, need_weights, out_order
 
     def forward(self, q, k, v, mask=None):
         xp = get_array_module(q)
@@ -82,7 +92,7 @@ class ScaledDotProductAttention(Function):
         p, self.dead = _softmax_rows(s, self.safe)
         self.p = p
         pd = p if self.drop is None else p * self.drop
-        out = pd @ v
+        out = pd @ v if self.out_order is None else _matmul_in_order(pd, v, self.out_order)
         if not self.need_weights:
             return out
         return out, (pd.copy() if pd is p else pd)  # the returned weights must not alias the saved P
@@ -132,17 +142,18 @@ def attention_probs(q: Tensor, k: Tensor, mask: Tensor | None = None, keep: Any 
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, keep: Any = None, *,
-              scale: float, dropout_p: float = 0.0, safe: bool = True,
-              need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+              scale: float, dropout_p: float = 0.0, safe: bool = True, need_weights: bool = False,
+              out_order: tuple[int, ...] | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """The fused op on validated inputs (shared with ``MultiheadAttention``): ``mask`` is an additive
-    float Tensor of q's dtype, ``keep`` a boolean array (True: attend), both broadcast to the scores."""
+    float Tensor of q's dtype, ``keep`` a boolean array (True: attend), both broadcast to the scores.
+    ``out_order``: the permutation the caller applies to the output next, which is then contiguous."""
     drop = None
     if dropout_p > 0:
         shape = np.broadcast_shapes(q.shape[:-1] + (k.shape[-2],), k.shape[:-2] + (1, 1), v.shape[:-2] + (1, 1),
                                     *(() if mask is None else (mask.shape,)),
                                     *(() if keep is None else (keep.shape,)))
         drop = _mask(shape, dropout_p, q)
-    fn = ScaledDotProductAttention(scale, keep, drop, safe, need_weights)
+    fn = ScaledDotProductAttention(scale, keep, drop, safe, need_weights, out_order)
     return fn(q, k, v) if mask is None else fn(q, k, v, mask)
 
 

@@ -11,7 +11,10 @@ smaller half before and the larger after (asymmetric for even kernels, as PyTorc
 A transposed convolution inverts the size relation:
 OH = (H − 1)·S − 2P + D·(KH−1) + output_padding + 1.
 
-The computation is im2col + matmul (one per batch tile on the CPU), col2im for the adjoint: see ``conv_ops``.
+The computation is im2col + one matmul (per tile of output rows on the CPU), col2im for the adjoint:
+see ``conv_ops``. The outputs are stored batch-last, (C, *spatial, N) in memory behind the usual
+(N, C, *spatial) shape (``conv_ops``: a memory format, as PyTorch's channels_last), and 3×3
+stride-1 convolutions take Winograd's F(2×2, 3×3) fast path (``_conv_winograd``).
 Unbatched inputs (C, *spatial) are accepted, as PyTorch does, and give unbatched outputs.
 """
 from __future__ import annotations

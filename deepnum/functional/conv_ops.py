@@ -6,32 +6,39 @@ zero-padded input xp, stride S, dilation D and G groups (one spatial dim shown):
     y[n, o, i] = Σ_{c in o's group} Σ_k w[o, c, k] · xp[n, c, i·S + k·D]
 
 **im2col** turns this into a matrix product: copy every window of xp into a "columns" matrix
-(C/G·K rows per group, one column per output position; K = ∏kernel), then y = w @ columns with w
-reshaped to (G, O/G, C/G·K), ONE matmul per group for a whole batch tile. The columns are laid out
-channel-major, (C·K, n·L), so the batch is part of the matrix width, not a loop of small products.
+(C/G·K rows per group, one column per output position and sample; K = ∏kernel), then y = w @ columns
+with w reshaped to (G, O/G, C/G·K): ONE matmul per group for the whole batch.
 
-Two ways to fill the columns:
+**Batch-last memory layout.** The kernels work on arrays laid out (C, *spatial, N), the batch
+innermost, and a convolution's output Tensor is the (N, O, *out) view of such an (O, *out, N)
+array (``batch_first``; PyTorch's "memory formats" are the same idea: the shape and semantics are
+those of NCHW, only the strides differ). Then
 
-- **Unit stride ("wide" columns).** Flatten the channel-major padded image to (C, n·∏padded).
-  For kernel offset j, the windows of all positions p are the slice starting at p + shift_j, so
-  each block of C rows is ONE long contiguous copy (the notes' im2col, done K copies at a time).
-  Columns are made for every padded position; those beyond the output size are computed and
-  discarded (``from_grid``), and the output gradient is zero there (``to_grid``). The extra work
-  is ∏padded/∏out (13% for a 3×3 conv on 32×32, 56% on 8×8) and buys copies that run at memory
-  speed instead of one short copy per output row.
-- **Strided.** ``windows`` is an ``as_strided`` view of xp of shape (N, C, *kernel, *out) holding
-  every window without copying (strides = the input's times D on the kernel axes and times S on the
-  output axes); copying it channel-major gives the columns.
+- ``windows`` is an ``as_strided`` view (C, *kernel, *out, N) of the padded input, and copying it
+  into the columns moves runs of ∏out[-1]·N contiguous elements (a whole output row of every
+  sample at unit stride) — no per-sample short copies, and no transposes;
+- the matmul (O, C·K) @ (C·K, ∏out·N) writes y directly in its final layout (O, *out, N);
+- batch norm's per-channel statistics are sums over contiguous rows, ReLU and residual additions
+  keep the layout (NumPy's ufuncs follow the memory order of their inputs), and the next
+  convolution reads its input without a copy.
 
-**Batch tiles (CPU).** Columns are K times larger than the input (38 MB for a 3×3 conv of a
-(128, 32, 16, 16) batch). On the CPU the batch is cut into tiles whose columns take about
-``TILE_BYTES``, copied into one reused buffer that stays in cache. When the whole batch is one
-tile (and on the GPU, where there is no tiling), the forward pass keeps its columns for the weight
-gradient instead of copying the windows again.
+An input in any other layout (the user's NCHW batch) is read through a transposed view; the copy
+into the padded columns is then the only transpose.
 
-**col2im** is the adjoint: column gradients wᵀ @ gy are added back into a zero padded image, one
-slice-add per kernel offset (contiguous at unit stride, strided otherwise; overlapping windows
-accumulate), and the padding is cut away (the adjoint of padding is cropping).
+**Tiles (CPU).** The columns are K times larger than the input, so on the CPU they are made in tiles
+of output rows whose columns take about ``TILE_BYTES``, one matmul per tile written into its rows
+of y. The tile buffer is a work array kept between calls (``_conv_winograd.scratch``): a fresh
+multi-megabyte array costs a page fault per 4 kB page on first touch, which measured several times
+the cost of the copy itself inside a training step. The weight gradient makes the columns again
+rather than keeping K times the input alive from forward to backward.
+
+**col2im** is the adjoint: column gradients wᵀ @ gy are added back where their windows came from,
+one strided block-add per kernel offset (overlapping windows accumulate); positions that fall in
+the padding are skipped (the adjoint of zero-padding is cropping).
+
+**Fast path.** 3×3 stride-1 convolutions with at least ``_conv_winograd.MIN_CHANNELS`` channels (the
+bulk of a ResNet) use Winograd's F(2×2, 3×3) instead (``_conv_winograd``: 16 GEMMs with 4/9 of the
+multiply-adds); their input gradient is the same kind of convolution with the flipped kernel.
 
 Three ``Function``s close under differentiation, so gradients of any order exist:
 
@@ -46,16 +53,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any
 
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
+from deepnum.functional import _conv_winograd as winograd
 from deepnum.functional.reduction import sum as _sum
 from deepnum.tensor import Tensor
 
 _ALL = slice(None)
-TILE_BYTES = 4 << 20  # CPU: columns per batch tile (L2/L3-sized); None: the whole batch at once
+TILE_BYTES = 4 << 20  # CPU: columns per tile of output rows (L2/L3-sized); None: everything at once
 
 
 class ConvGeometry:
@@ -78,128 +85,110 @@ class ConvGeometry:
     def spatial_axes(self) -> tuple[int, ...]:
         return tuple(range(2, 2 + len(self.size)))
 
-    @property
-    def unit_stride(self) -> bool:
-        """Stride 1 everywhere: the shifted-slice ("wide") im2col applies."""
-        return all(s == 1 for s in self.stride)
-
-    @property
-    def grid(self) -> tuple[int, ...]:
-        """The positions per sample that the columns cover: every padded position at unit stride
-        (those past ``out`` are computed and discarded), else exactly the output positions."""
-        return self.padded if self.unit_stride else self.out
-
-    def shifts(self) -> list[int]:
-        """Where each kernel offset's window starts in the flattened padded image (unit stride)."""
-        row = [math.prod(self.padded[i + 1:]) for i in range(len(self.padded))]
-        return [sum(k * d * r for k, d, r in zip(offset, self.dilation, row))
-                for offset in itertools.product(*(range(k) for k in self.kernel))]
+    def winograd(self, channels: int, out_channels: int) -> bool:
+        """Whether the F(2×2, 3×3) fast path computes this convolution (see ``_conv_winograd``)."""
+        return (self.out == tuple(p - 2 for p in self.padded)
+                and winograd.applies(self.kernel, self.stride, self.dilation, self.groups, self.lo, self.hi,
+                                     channels, out_channels))
 
 
-def _pad_crop(a: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> Any:
-    """Zero-pad the spatial dims of ``a`` (N, C, *S) by lo/hi; negative widths crop instead.
-    Returns ``a`` itself when nothing changes and a view when it only crops."""
+def batch_last(a: Any) -> Any:
+    """(N, C, *S) → (C, *S, N): a view, contiguous when ``a`` is a convolution's output."""
+    return a.transpose(tuple(range(1, a.ndim)) + (0,))
+
+
+def batch_first(a: Any) -> Any:
+    """(C, *S, N) → (N, C, *S), the view that a batch-last array is exposed as."""
+    return a.transpose((a.ndim - 1,) + tuple(range(a.ndim - 1)))
+
+
+def _contiguous(a: Any) -> Any:
+    return get_array_module(a).ascontiguousarray(a)
+
+
+def _pad(a: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> Any:
+    """Zero-pad the spatial dims of a batch-last ``a`` (C, *S, N) by lo/hi; negative widths crop.
+    Returns ``a`` itself when nothing changes, a view when it only crops, and otherwise a work
+    buffer (``scratch``: valid until the next call) whose border is zeroed."""
     if not any(lo) and not any(hi):
         return a
-    spatial = a.shape[2:]
-    a = a[(_ALL, _ALL) + tuple(slice(max(-b, 0), n - max(-e, 0)) for n, b, e in zip(spatial, lo, hi))]
+    spatial = a.shape[1:-1]
+    a = a[(_ALL,) + tuple(slice(max(-b, 0), n - max(-e, 0)) for n, b, e in zip(spatial, lo, hi)) + (_ALL,)]
     if all(b <= 0 and e <= 0 for b, e in zip(lo, hi)):
         return a
     xp = get_array_module(a)
-    shape = tuple(n + max(b, 0) + max(e, 0) for n, b, e in zip(a.shape[2:], lo, hi))
-    out = xp.zeros(a.shape[:2] + shape, dtype=a.dtype)
-    out[(_ALL, _ALL) + tuple(slice(max(b, 0), max(b, 0) + n) for n, b in zip(a.shape[2:], lo))] = a
+    lo, hi = tuple(max(b, 0) for b in lo), tuple(max(e, 0) for e in hi)
+    shape = tuple(n + b + e for n, b, e in zip(a.shape[1:-1], lo, hi))
+    out = winograd.scratch("padded", (a.shape[0],) + shape + (a.shape[-1],), a.dtype, xp)
+    for j, (b, e, n) in enumerate(zip(lo, hi, shape)):
+        lead = (_ALL,) * (1 + j)
+        out[lead + (slice(0, b),)] = 0
+        out[lead + (slice(n - e, n),)] = 0
+    out[(_ALL,) + tuple(slice(b, b + n) for n, b in zip(a.shape[1:-1], lo)) + (_ALL,)] = a
     return out
 
 
-def windows(x: Any, geom: ConvGeometry) -> Any:
-    """Every window of the padded x as an ``as_strided`` view (N, C, *kernel, *out), no copy."""
-    xp = get_array_module(x)
-    xpad = _pad_crop(x, geom.lo, geom.hi)
-    steps = xpad.strides[2:]
-    strides = (xpad.strides[:2] + tuple(s * d for s, d in zip(steps, geom.dilation))
-               + tuple(s * st for s, st in zip(steps, geom.stride)))
-    return xp.lib.stride_tricks.as_strided(xpad, xpad.shape[:2] + geom.kernel + geom.out, strides)
+def windows(xpad: Any, geom: ConvGeometry) -> Any:
+    """Every window of the padded batch-last input (C, *padded, N) as an ``as_strided`` view
+    (C, *kernel, *out, N), no copy: strides are the input's times D on the kernel axes and times S
+    on the output axes."""
+    xp = get_array_module(xpad)
+    steps = xpad.strides[1:-1]
+    strides = ((xpad.strides[0],) + tuple(s * d for s, d in zip(steps, geom.dilation))
+               + tuple(s * st for s, st in zip(steps, geom.stride)) + (xpad.strides[-1],))
+    shape = (xpad.shape[0],) + geom.kernel + geom.out + (xpad.shape[-1],)
+    return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
 
 
-def _tile(xp: Any, n: int, sample_bytes: int) -> int:
-    """Samples per batch tile: all of them on the GPU or when TILE_BYTES is None."""
+def _tile(xp: Any, n: int, unit_bytes: int) -> int:
+    """Units (output rows) per tile: all of them on the GPU or when TILE_BYTES is None."""
     if TILE_BYTES is None or xp.__name__ != "numpy":
         return max(n, 1)
-    return max(1, min(n, TILE_BYTES // max(sample_bytes, 1)))
+    return max(1, min(n, TILE_BYTES // max(unit_bytes, 1)))
 
 
-def _channel_major(a: Any) -> Any:
-    """(m, C, *S) → (C, m, *S) as a contiguous copy: the batch axis moves behind the channels so that
-    (C, m·∏S) is one matrix."""
-    xp = get_array_module(a)
-    return xp.ascontiguousarray(a.swapaxes(0, 1))
+def _row_tiles(xp: Any, geom: ConvGeometry, row_bytes: int) -> list[slice]:
+    rows = geom.out[0]
+    step = _tile(xp, rows, row_bytes)
+    return [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
 
 
-def im2col_tiles(x: Any, geom: ConvGeometry) -> Iterator[tuple[slice, Any]]:
-    """Yield (batch slice, columns (G, C/G·∏kernel, m·∏grid)) tile by tile. Channel-major columns
-    make the whole tile ONE matrix product per group with the weight (O/G, C/G·∏kernel). The
-    columns of one tile live in a buffer that the next tile overwrites: use them before asking for
-    the next."""
-    if geom.unit_stride:
-        yield from _shifted_tiles(x, geom)
-        return
+def im2col_view(x: Any, geom: ConvGeometry) -> Any:
+    """Every window of the padded batch-last x (C, *size, N), as the view (C, *kernel, *out, N)
+    (``windows``); an x in another layout (an NCHW batch) is gathered batch-last once first, rather
+    than once per kernel offset."""
     xp = get_array_module(x)
-    n, c, g = x.shape[0], x.shape[1], geom.groups
-    k, length = math.prod(geom.kernel), math.prod(geom.out)
-    view = windows(x, geom)  # (N, C, *kernel, *out)
-    nk = len(geom.kernel)
-    to_channel_major = (1, *range(2, 2 + nk), 0, *range(2 + nk, view.ndim))  # (C, *kernel, N, *out)
-    step = _tile(xp, n, c * k * length * x.itemsize)
-    buffer = xp.empty(c * k * step * length, dtype=x.dtype)
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        cols = buffer[: c * k * m * length].reshape((c,) + geom.kernel + (m,) + geom.out)
-        xp.copyto(cols, view[start:start + m].transpose(to_channel_major))
-        yield slice(start, start + m), cols.reshape(g, (c // g) * k, m * length)
+    if not x.flags.c_contiguous and math.prod(geom.kernel) > 1:
+        gathered = winograd.scratch("batch_last", x.shape, x.dtype, xp)
+        xp.copyto(gathered, x)
+        x = gathered
+    return windows(_pad(x, geom.lo, geom.hi), geom)
 
 
-def _shifted_tiles(x: Any, geom: ConvGeometry) -> Iterator[tuple[slice, Any]]:
-    """im2col at unit stride. In the flattened, channel-major padded image (C, m·∏padded), the
-    window of kernel offset j for every position p is the slice starting at p + shift_j, so each
-    row block of the columns is ONE long contiguous copy (instead of one short copy per output
-    row). Columns are computed for every padded position; those past ``out`` are garbage that
-    ``from_grid`` discards (their tail is zero-filled so no NaN from stale memory can leak)."""
-    xp = get_array_module(x)
-    n, c, g = x.shape[0], x.shape[1], geom.groups
-    shifts, span = geom.shifts(), math.prod(geom.padded)
-    k = len(shifts)
-    step = _tile(xp, n, c * k * span * x.itemsize)
-    buffer = None if k == 1 else xp.empty(c * k * step * span, dtype=x.dtype)
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        total = m * span
-        image = _channel_major(_pad_crop(x[start:start + m], geom.lo, geom.hi)).reshape(c, total)
-        if k == 1:
-            yield slice(start, start + m), image.reshape(g, c // g, total)
-            continue
-        cols = buffer[: c * k * total].reshape(c, k, total)
-        for j, shift in enumerate(shifts):
-            cols[:, j, :total - shift] = image[:, shift:]
-            cols[:, j, total - shift:] = 0
-        yield slice(start, start + m), cols.reshape(g, (c // g) * k, total)
+def row_tiles(view: Any, geom: ConvGeometry) -> list[slice]:
+    """Tiles of output rows whose columns take about ``TILE_BYTES``."""
+    xp = get_array_module(view)
+    c, n, itemsize = view.shape[0], view.shape[-1], view.itemsize
+    return _row_tiles(xp, geom, c * math.prod(geom.kernel) * math.prod(geom.out[1:]) * n * itemsize)
 
 
-def to_grid(a: Any, geom: ConvGeometry) -> Any:
-    """(m, O, *out) → (O, m, *grid) contiguous, zero on the discarded positions of the wide grid."""
-    xp = get_array_module(a)
-    if not geom.unit_stride:
-        return _channel_major(a)
-    grid = xp.zeros((a.shape[1], a.shape[0]) + geom.padded, dtype=a.dtype)
-    grid[(_ALL, _ALL) + tuple(slice(0, o) for o in geom.out)] = a.swapaxes(0, 1)
-    return grid
+def im2col(view: Any, geom: ConvGeometry, rows: slice) -> Any:
+    """The columns (G, C/G·∏kernel, rows·∏out[1:]·N) of the output rows ``rows``: a copy of the
+    window view, channel-major, so that the tile is ONE matrix product per group with the weight
+    (O/G, C/G·∏kernel). They live in this thread's work buffer, which the next call overwrites."""
+    xp = get_array_module(view)
+    c, n, nk = view.shape[0], view.shape[-1], len(geom.kernel)
+    m = rows.stop - rows.start
+    shape = (c,) + geom.kernel + (m,) + geom.out[1:] + (n,)
+    cols = winograd.scratch("columns", shape, view.dtype, xp)
+    xp.copyto(cols, view[(_ALL,) * (1 + nk) + (rows,)])
+    return cols.reshape(geom.groups, (c // geom.groups) * math.prod(geom.kernel), m * math.prod(geom.out[1:]) * n)
 
 
-def from_grid(product: Any, geom: ConvGeometry) -> Any:
-    """(O, m, *grid) → (m, O, *out), a view."""
-    if geom.unit_stride:
-        product = product[(_ALL, _ALL) + tuple(slice(0, o) for o in geom.out)]
-    return product.swapaxes(0, 1)
+def _by_rows(a: Any, g: int, rows: slice) -> Any:
+    """The output rows ``rows`` of a contiguous batch-last (O, *out, N) array as (G, O/G, rows·rest): a view."""
+    grouped = a.reshape((g, a.shape[0] // g, a.shape[1], -1))[:, :, rows]
+    return grouped.reshape(grouped.shape[:2] + (-1,))
 
 
 def _bmm(a: Any, b: Any, out: Any = None) -> Any:
@@ -211,81 +200,89 @@ def _bmm(a: Any, b: Any, out: Any = None) -> Any:
     return xp.matmul(a, b, out=out)
 
 
-def conv_forward(x: Any, w: Any, geom: ConvGeometry) -> tuple[Any, Any]:
-    """y = w ⋆ x: per batch tile ONE matmul per group, (G, O/G, C/G·K) @ (G, C/G·K, m·L) →
-    (G, O/G, m·L), i.e. (O, m, *out), moved into its slice of y (N, O, *out). Returns y and, when
-    the whole batch was one tile, its columns (the weight gradient reuses them instead of copying
-    the windows again); None otherwise."""
+def conv_forward(x: Any, w: Any, geom: ConvGeometry, b: Any = None) -> Any:
+    """y = w ⋆ x (+ b) for x (N, C, *size) in any layout: per tile of output rows ONE matmul per
+    group, (G, O/G, C/G·K) @ (G, C/G·K, rows·L) → (G, O/G, rows·L), written straight into its rows
+    of y (O, *out, N) (the tiles spread over the op's threads). Returns y batch-last."""
     xp = get_array_module(x)
-    n, o, g = x.shape[0], w.shape[0], geom.groups
+    xb = batch_last(x)
+    o, g = w.shape[0], geom.groups
+    if geom.winograd(x.shape[1], o):
+        return winograd.conv3x3(xb, winograd.weight_transform(w), geom.lo, geom.hi, b)
     wm = w.reshape(g, o // g, -1)
-    y = xp.empty((n, o) + geom.out, dtype=x.dtype)
-    columns = None
-    for batch, cols in im2col_tiles(x, geom):
-        m = batch.stop - batch.start
-        y[batch] = from_grid(_bmm(wm, cols).reshape((o, m) + geom.grid), geom)
-        columns = cols if m == n else None
-    return y, columns
+    y = xp.empty((o,) + geom.out + (x.shape[0],), dtype=x.dtype)
+    view = im2col_view(xb, geom)
+    winograd.parallel(row_tiles(view, geom), lambda rows: _bmm(wm, im2col(view, geom, rows), out=_by_rows(y, g, rows)))
+    if b is not None:
+        y += b.reshape((-1,) + (1,) * (y.ndim - 1))
+    return y
 
 
-def col2im(cols: Any, geom: ConvGeometry, image: Any) -> None:
-    """The adjoint of im2col: add each column entry back where its window took it from, into the
-    channel-major padded ``image`` (C, m, *padded). At unit stride one contiguous slice-add per
-    kernel offset on the flattened image; otherwise one strided block-add per kernel offset."""
-    c, m = image.shape[:2]
-    if geom.unit_stride:
-        flat = image.reshape(c, -1)
-        total = flat.shape[1]
-        blocks = cols.reshape(c, -1, total)
-        for j, shift in enumerate(geom.shifts()):
-            flat[:, shift:] += blocks[:, j, :total - shift]
-        return
-    blocks = cols.reshape((c,) + geom.kernel + (m,) + geom.out)
+def _valid(count: int, start: int, step: int, size: int) -> tuple[int, int]:
+    """The range [a, b) of window indices i < count whose position start + i·step lies in [0, size)."""
+    a = (-start + step - 1) // step if start < 0 else 0
+    b = min(count, (size - 1 - start) // step + 1) if start <= size - 1 else 0
+    return a, max(a, b)
+
+
+def col2im(blocks: Any, geom: ConvGeometry, image: Any, rows: slice) -> None:
+    """The adjoint of im2col for the output rows ``rows``: add each column entry back where its
+    window took it from, into the batch-last, unpadded ``image`` (C, *size, N). One strided
+    block-add per kernel offset; window positions in the padding are skipped (cropping)."""
+    first = rows.start
+    counts = (rows.stop - rows.start,) + geom.out[1:]
     for offset in itertools.product(*(range(k) for k in geom.kernel)):
-        target = tuple(slice(o * d, o * d + st * (q - 1) + 1, st)
-                       for o, d, st, q in zip(offset, geom.dilation, geom.stride, geom.out))
-        image[(_ALL, _ALL) + target] += blocks[(_ALL,) + offset]
+        src, dst = [], []
+        for j, (q, d, st, lo, size, cnt) in enumerate(zip(offset, geom.dilation, geom.stride, geom.lo, geom.size,
+                                                          counts)):
+            start = q * d - lo + (first * st if j == 0 else 0)
+            a, b = _valid(cnt, start, st, size)
+            src.append(slice(a, b))
+            if b == a:
+                break
+            dst.append(slice(start + a * st, start + (b - 1) * st + 1, st))
+        else:
+            target = image[(_ALL,) + tuple(dst) + (_ALL,)]
+            target += blocks[(_ALL,) + offset + tuple(src) + (_ALL,)]
 
 
 def conv_transpose_forward(y: Any, w: Any, geom: ConvGeometry) -> Any:
-    """x = convᵀ(y, w) (N, O, *out) → (N, C, *size), the adjoint of conv_forward in x: per batch
-    tile, columns = wᵀ @ y, (G, C/G·K, O/G) @ (G, O/G, m·∏grid), one matmul per group, then col2im
-    into the padded image, whose padding is cut away again (the adjoint of padding is cropping)."""
+    """x = convᵀ(y, w) (N, O, *out) → (N, C, *size) batch-last, the adjoint of conv_forward in x:
+    per tile of y's rows, columns = wᵀ @ y, (G, C/G·K, O/G) @ (G, O/G, rows·L), one matmul per
+    group, then col2im into x. At unit stride with a 3×3 kernel it is the Winograd convolution of y
+    (padded by 2 − P) with the flipped kernel: the same sums, no scatter."""
     xp = get_array_module(y)
     n, o, g = y.shape[0], y.shape[1], geom.groups
     channels = w.shape[1] * g
+    if geom.winograd(channels, o):
+        lo, hi = tuple(2 - p for p in geom.lo), tuple(2 - p for p in geom.hi)
+        return winograd.conv3x3(batch_last(y), winograd.weight_transform(winograd.flipped(w)), lo, hi)
+    yb = _contiguous(batch_last(y))
     wt = w.reshape(g, o // g, -1).swapaxes(1, 2)
-    x = xp.empty((n, channels) + geom.size, dtype=y.dtype)
-    span = math.prod(geom.grid)
-    step = _tile(xp, n, channels * math.prod(geom.kernel) * span * y.itemsize)
-    unpad = (tuple(-b for b in geom.lo), tuple(-e for e in geom.hi))
-    for start in range(0, n, step):
-        m = min(step, n - start)
-        ys = to_grid(y[start:start + m], geom).reshape(g, o // g, m * span)
-        image = xp.zeros((channels, m) + geom.padded, dtype=y.dtype)
-        col2im(_bmm(wt, ys), geom, image)
-        x[start:start + m] = _pad_crop(image.swapaxes(0, 1), *unpad)
+    x = xp.zeros((channels,) + geom.size + (n,), dtype=y.dtype)
+    k, rest = math.prod(geom.kernel), math.prod(geom.out[1:]) * n
+    tiles = _row_tiles(xp, geom, channels * k * rest * y.itemsize)
+    buffer = winograd.scratch("columns", (channels * k * (tiles[0].stop - tiles[0].start) * rest,), y.dtype, xp)
+    for rows in tiles:
+        m = rows.stop - rows.start
+        cols = buffer[:channels * k * m * rest].reshape(g, -1, m * rest)
+        _bmm(wt, _by_rows(yb, g, rows), out=cols)
+        col2im(cols.reshape((channels,) + geom.kernel + (m,) + geom.out[1:] + (n,)), geom, x, rows)
     return x
 
 
-def weight_grad(gy: Any, x: Any, geom: ConvGeometry, columns: Any = None) -> Any:
+def weight_grad(gy: Any, x: Any, geom: ConvGeometry) -> Any:
     """gw = Σ_{n,i} gy[n, :, i] ⊗ columns[:, n, i]: per tile ONE matmul per group,
-    (G, O/G, m·L) @ (G, m·L, C/G·K), accumulated over the tiles. ``columns``: the forward pass's
-    columns of the whole batch, when it kept them."""
-    xp = get_array_module(gy)
+    (G, O/G, rows·L) @ (G, rows·L, C/G·K), summed over the tiles (the columns are made again
+    rather than kept from the forward pass: they are K times the input)."""
     o, g = gy.shape[1], geom.groups
-    gw = None
-    tiles = [(slice(0, x.shape[0]), columns)] if columns is not None else im2col_tiles(x, geom)
-    for batch, cols in tiles:
-        gys = to_grid(gy[batch], geom).reshape(g, o // g, cols.shape[-1])
-        part = _bmm(gys, cols.swapaxes(-1, -2))
-        gw = part if gw is None else xp.add(gw, part, out=gw)
-    return gw.reshape((o, x.shape[1] // g) + geom.kernel)
-
-
-def _add_bias(out: Any, b: Any) -> Any:
-    out += b.reshape((-1,) + (1,) * (out.ndim - 2))
-    return out
+    if geom.winograd(x.shape[1], o):
+        return winograd.weight_grad3x3(batch_last(gy), batch_last(x), geom.lo)
+    gyb = _contiguous(batch_last(gy))
+    view = im2col_view(batch_last(x), geom)
+    parts = winograd.parallel(row_tiles(view, geom), lambda rows: _bmm(
+        _by_rows(gyb, g, rows), im2col(view, geom, rows).swapaxes(-1, -2)))
+    return sum(parts[1:], parts[0]).reshape((o, x.shape[1] // g) + geom.kernel)
 
 
 def _bias_grad(g: Tensor, geom: ConvGeometry) -> Tensor:
@@ -293,22 +290,22 @@ def _bias_grad(g: Tensor, geom: ConvGeometry) -> Tensor:
 
 
 class Convolution(Function):
-    """y = conv(x, w) + b by im2col and a matmul per batch tile (see the module docstring).
-    Backward: gx = conv_transpose(gy, w), gw = ConvWeightGrad(gy, x), gb = Σ gy over batch and space."""
+    """y = conv(x, w) + b by im2col and a matmul per tile (see the module docstring); y is the
+    (N, O, *out) view of a batch-last array. Backward: gx = conv_transpose(gy, w),
+    gw = ConvWeightGrad(gy, x), gb = Σ gy over batch and space."""
 
     def __init__(self, geom: ConvGeometry) -> None:
         self.geom = geom
 
     def forward(self, x, w, b=None):
-        y, columns = conv_forward(x, w, self.geom)
-        self.columns = columns  # kept for the weight gradient (only when the batch was one tile)
-        return y if b is None else _add_bias(y, b)
+        with winograd.cpu_threads():
+            return batch_first(conv_forward(x, w, self.geom, b))
 
     def backward(self, gy: Tensor):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         gx = ConvTranspose(self.geom)(gy, w) if need[0] else None
-        gw = ConvWeightGrad(self.geom, self.columns)(gy, x) if need[1] else None
+        gw = ConvWeightGrad(self.geom)(gy, x) if need[1] else None
         if len(need) == 2:
             return gx, gw
         return gx, gw, (_bias_grad(gy, self.geom) if need[2] else None)
@@ -322,8 +319,11 @@ class ConvTranspose(Function):
         self.geom = geom
 
     def forward(self, y, w, b=None):
-        x = conv_transpose_forward(y, w, self.geom)
-        return x if b is None else _add_bias(x, b)
+        with winograd.cpu_threads():
+            x = conv_transpose_forward(y, w, self.geom)
+        if b is not None:
+            x += b.reshape((-1,) + (1,) * (x.ndim - 1))
+        return batch_first(x)
 
     def backward(self, gx: Tensor):
         y, w = self.inputs[:2]
@@ -339,12 +339,12 @@ class ConvWeightGrad(Function):
     """gw = ∂⟨conv(x, w), gy⟩/∂w = Σ_{n,i} gy[n, :, i] ⊗ window_i(x[n]), the adjoint of conv(x, ·).
     Its own backward, for a gradient ggw of gw: ∂/∂gy = conv(x, ggw), ∂/∂x = conv_transpose(gy, ggw)."""
 
-    def __init__(self, geom: ConvGeometry, columns: Any = None) -> None:
-        self.geom, self.columns = geom, columns
+    def __init__(self, geom: ConvGeometry) -> None:
+        self.geom = geom
 
     def forward(self, gy, x):
-        columns, self.columns = self.columns, None  # used once, then dropped
-        return weight_grad(gy, x, self.geom, columns)
+        with winograd.cpu_threads():
+            return weight_grad(gy, x, self.geom)
 
     def backward(self, ggw: Tensor):
         gy, x = self.inputs

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from deepnum.autograd.function import Function
+from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
 from deepnum.functional._operands import promote
 from deepnum.functional.array import broadcast_to, reshape, squeeze, sum_to, transpose, unsqueeze
@@ -33,8 +34,14 @@ class MatMul(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = sum_to(matmul(gy, transpose(b, -1, -2)), a.shape) if self.needs_input_grad[0] else None
-        gb = sum_to(matmul(transpose(a, -1, -2), gy), b.shape) if self.needs_input_grad[1] else None
+        needs = self.needs_input_grad
+        if not is_grad_enabled():  # no graph to record: the two products straight on the arrays
+            ga = gy.data @ b.data.swapaxes(-1, -2) if needs[0] else None
+            gb = a.data.swapaxes(-1, -2) @ gy.data if needs[1] else None
+            return (None if ga is None else sum_to(Tensor._make(ga), a.shape),
+                    None if gb is None else sum_to(Tensor._make(gb), b.shape))
+        ga = sum_to(matmul(gy, transpose(b, -1, -2)), a.shape) if needs[0] else None
+        gb = sum_to(matmul(transpose(a, -1, -2), gy), b.shape) if needs[1] else None
         return ga, gb
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled, no_grad
 from deepnum.backend import get_array_module
+from deepnum.functional._fused_block import BatchNormRows, affine_rows, channel_rows
 from deepnum.functional.array import reshape
 from deepnum.functional.math import rsqrt
 from deepnum.functional.reduction import mean as _mean
@@ -52,6 +53,12 @@ def _blocks(x: Any) -> list[slice]:
     return [slice(i, i + step) for i in range(0, rows, step)]
 
 
+def _block_buffer(x: Any) -> Any:
+    """A work array for one block of ``_blocks(x)`` (its first rows are used for a shorter block)."""
+    rows = _blocks(x)[0].indices(x.shape[0] if x.ndim else 1)
+    return get_array_module(x).empty((len(range(*rows)),) + x.shape[1:], x.dtype)
+
+
 def _sum_keep(t: Tensor, axes: tuple[int, ...]) -> Tensor:
     return _sum(t, axes, keepdim=True) if axes else t
 
@@ -79,18 +86,23 @@ class Normalize(Function):
         self.count = math.prod(x.shape[a] for a in self.stats_axes)
         weight = params[0] if self.has_weight else None
         bias = params[-1] if self.has_bias else None
-        self.xhat = xhat = xp.empty_like(x)
-        y = xhat if weight is None and bias is None else xp.empty_like(x)
         across = 0 in self.stats_axes  # batch norm: statistics span the blocks, computed first
+        # Layer/group norm with an affine output keep only μ and 1/σ (x is an input, kept anyway):
+        # backward recomputes x̂ block by block, which saves an x-sized array per layer.
+        keep = across or (weight is None and bias is None) or x.ndim == 0
+        self.xhat = xhat = xp.empty_like(x) if keep else None
+        y = xhat if weight is None and bias is None else xp.empty_like(x)
         if across:
             self._stats_across_blocks(x, xhat)
         else:
             shape = tuple(1 if i in self.stats_axes else n for i, n in enumerate(x.shape))
             self.mean, self.var_sum, self.inv_std = (xp.empty(shape, dtype=x.dtype) for _ in range(3))
+        work = None if keep else _block_buffer(x)
         for blk in _blocks(x):
+            xhat_b = xhat[blk] if keep else work[:len(range(*blk.indices(x.shape[0])))]
             if not across:  # layer and group norm: a sample's statistics lie inside its block
-                self._block_stats(x, xhat, blk)
-            xhat_b, y_b = xhat[blk], y[blk]
+                self._block_stats(x, xhat_b, blk)
+            y_b = y[blk]
             xhat_b *= self.inv_std if across else self.inv_std[blk]
             if weight is not None:
                 xp.multiply(xhat_b, weight, out=y_b)
@@ -114,10 +126,10 @@ class Normalize(Function):
             self.var_sum = self.var_sum + _reduce(self.stats_axes, c, c)
         self.inv_std = 1 / xp.sqrt(self.var_sum / self.count + self.eps)
 
-    def _block_stats(self, x, centred, blk: slice) -> None:
-        """μ, Σ(x - μ)² and 1/σ of the samples in one block; x - μ goes into ``centred``."""
+    def _block_stats(self, x, c, blk: slice) -> None:
+        """μ, Σ(x - μ)² and 1/σ of the samples in one block; x[blk] - μ goes into ``c``."""
         xp = get_array_module(x)
-        c, mean, var_sum, inv_std = centred[blk], self.mean[blk], self.var_sum[blk], self.inv_std[blk]
+        mean, var_sum, inv_std = self.mean[blk], self.var_sum[blk], self.inv_std[blk]
         xp.divide(_reduce(self.stats_axes, x[blk]), self.count, out=mean)
         xp.subtract(x[blk], mean, out=c)
         var_sum[...] = _reduce(self.stats_axes, c, c)
@@ -166,8 +178,14 @@ class Normalize(Function):
         xp, m = get_array_module(g), self.count
         gx = xp.empty_like(g) if need_x else None
         gw = gb = 0
+        x, work = self.inputs[0].data, None if self.xhat is not None else _block_buffer(g)
         for blk in _blocks(g):
-            g_b, xhat_b = g[blk], self.xhat[blk]
+            g_b = g[blk]
+            if work is None:
+                xhat_b = self.xhat[blk]
+            else:  # x̂ = (x - μ)/σ again, the forward's operations: the same values
+                xhat_b = xp.subtract(x[blk], self.mean[blk], out=work[:g_b.shape[0]])
+                xhat_b *= self.inv_std[blk]
             if need_w:
                 gw = gw + _reduce(self.param_axes, g_b, xhat_b)
             if need_b:
@@ -243,6 +261,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     in place: r ← (1 - momentum)·r + momentum·s, with the unbiased variance for ``running_var`` (as
     PyTorch). Evaluation: y = x·a + b with a = γ/√(running_var + ε) and b = β - running_mean·a.
     """
+    return batch_norm_act(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
+                   weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+                   momentum: float = 0.1, eps: float = 1e-5, relu: bool = False) -> Tensor:
+    """``batch_norm``, followed by ReLU when ``relu``: ``relu(batch_norm(...))`` as one op where the
+    input is batch-last (a convolution's output, see ``_fused_block``), two ops otherwise."""
     _check_floating("batch_norm", input, weight=weight, bias=bias)
     shape = tuple(input.shape)
     if input.ndim < 2:
@@ -257,12 +283,18 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if not training:
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm(): running_mean and running_var must be defined in evaluation mode")
-        return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps, param_shape)
+        return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps, param_shape, relu)
     if momentum is None:
         raise TypeError("batch_norm(): momentum must be a number (modules turn momentum=None into 1/num_batches)")
     verify_batch_size(shape, "batch_norm(): ")
-    axes = (0,) + tuple(range(2, input.ndim))
-    out, op = _normalize(input, axes, axes, param_shape, weight, bias, eps)
+    if channel_rows(input.data) is not None:
+        params = [reshape(p, (channels,)) for p in (weight, bias) if p is not None]
+        op = BatchNormRows(float(eps), weight is not None, bias is not None, relu)
+        out = op(input, *params)
+    else:
+        axes = (0,) + tuple(range(2, input.ndim))
+        out, op = _normalize(input, axes, axes, param_shape, weight, bias, eps)
+        out = _relu(out) if relu else out
     with no_grad():
         if running_mean is not None:
             running_mean.mul_(1 - momentum).add_(op.mean.reshape(running_mean.shape), alpha=momentum)
@@ -272,8 +304,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
+def _relu(x: Tensor) -> Tensor:
+    from deepnum.functional.activation import relu
+
+    return relu(x)
+
+
 def _batch_norm_eval(x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor | None,
-                     bias: Tensor | None, eps: float, param_shape: tuple[int, ...]) -> Tensor:
+                     bias: Tensor | None, eps: float, param_shape: tuple[int, ...], relu: bool = False) -> Tensor:
     """y = x·a + b, a = γ/√(running_var + ε), b = β - running_mean·a (the form PyTorch's CPU kernel
     uses), differentiable in x, γ and β."""
     xp = get_array_module(x.data)
@@ -282,16 +320,22 @@ def _batch_norm_eval(x: Tensor, running_mean: Tensor, running_var: Tensor, weigh
     shift = scale * Tensor._make(-running_mean.data.astype(x.dtype, copy=False))
     if bias is not None:
         shift = shift + bias
-    return ChannelAffine()(x, reshape(scale, param_shape), reshape(shift, param_shape))
+    if relu and not (is_grad_enabled() and x.requires_grad) and channel_rows(x.data) is not None:
+        return Tensor._make(affine_rows(x.data, scale.data.reshape(-1), shift.data.reshape(-1), relu=True))
+    out = ChannelAffine()(x, reshape(scale, param_shape), reshape(shift, param_shape))
+    return _relu(out) if relu else out
 
 
 class ChannelAffine(Function):
     """y = x·a + b with a, b broadcast per channel (batch norm in evaluation): one output array
-    written in cache-sized blocks. dx = g·a, da = Σ g·x, db = Σ g over the broadcast axes."""
+    written in cache-sized blocks (on the contiguous channel rows of a batch-last x). dx = g·a,
+    da = Σ g·x, db = Σ g over the broadcast axes."""
 
     def forward(self, x, a, b):
         xp = get_array_module(x)
         self.axes = tuple(i for i, n in enumerate(a.shape) if n == 1)
+        if channel_rows(x) is not None:
+            return affine_rows(x, a.reshape(-1), b.reshape(-1), relu=False)
         y = xp.empty_like(x)
         for blk in _blocks(x):
             y_b = y[blk]

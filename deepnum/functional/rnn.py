@@ -23,24 +23,28 @@ product and PyTorch's weight layout (the gate blocks stacked along the rows of W
 
 ``RNNLayer`` runs one direction of one layer as ONE Function whose forward loops over time on raw
 arrays and whose backward is backpropagation through time as an explicit reverse loop (see
-``_rnn_kernels.py``). With ``create_graph=True`` its backward recomputes the layer with the cells
-above and differentiates that (``reference_layer``), so second derivatives are exact.
+``_rnn_kernels.py``, ``_rnn_lstm.py``). With ``create_graph=True`` its backward recomputes the
+layer with the cells above and differentiates that (``reference_layer``), so second derivatives
+are exact.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from deepnum.autograd.function import Function
 from deepnum.autograd.functional_api import grad
 from deepnum.autograd.grad_mode import _GradMode, is_grad_enabled
 from deepnum.backend import get_array_module
 from deepnum.functional._rnn_gru import gru_backward, gru_forward
-from deepnum.functional._rnn_kernels import lstm_backward, lstm_forward, rnn_backward, rnn_forward, steps
+from deepnum.functional._rnn_kernels import rnn_backward, rnn_forward, steps
+from deepnum.functional._rnn_lstm import lstm_backward, lstm_forward
 from deepnum.functional.activation import relu, sigmoid
 from deepnum.functional.array import transpose
 from deepnum.functional.joining import cat, chunk, stack
 from deepnum.functional.linalg import matmul
 from deepnum.functional.math import tanh
+from deepnum.functional.sparse import lookup_source
 from deepnum.tensor import Tensor
 
 __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "rnn_layer", "reference_layer", "MODES"]
@@ -133,12 +137,14 @@ class RNNLayer(Function):
     """One direction of one recurrent layer over the whole sequence. Inputs, named by ``names``:
     x, h0, (c0 for the LSTM), w_ih, w_hh, optionally b_ih, b_hh, and w_hr (LSTM projection);
     outputs: the output sequence, h_n (and c_n). Forward and BPTT run on raw arrays
-    (``_rnn_kernels``, ``_rnn_gru``)."""
+    (``_rnn_kernels``, ``_rnn_lstm``, ``_rnn_gru``)."""
 
     def __init__(self, mode: str, names: tuple[str, ...], reverse: bool, batch_first: bool,
-                 sizes: list[int] | None, save: bool):
+                 sizes: list[int] | None, save: bool, lookup: tuple[Tensor, Any] | None = None):
         self.mode, self.names, self.reverse, self.batch_first = mode, names, reverse, batch_first
         self.sizes, self.save = sizes, save
+        # x = table[ids] (``_embedding_lookup``): the table, its array and version now, and the ids
+        self.lookup = None if lookup is None else (lookup[0], lookup[0].data, lookup[0]._version, lookup[1])
 
     @property
     def name(self) -> str:
@@ -149,7 +155,9 @@ class RNNLayer(Function):
         opts = {"reverse": self.reverse, "batch_first": self.batch_first, "sizes": self.sizes, "save": self.save}
         args = (a["w_ih"], a["w_hh"], a.get("b_ih"), a.get("b_hh"))
         if self.mode == "LSTM":
-            out, h, c, self.saved = lstm_forward(a["x"], a["h0"], a["c0"], *args, a.get("w_hr"), **opts)
+            lookup = None if self.lookup is None else self.lookup[1:2] + self.lookup[3:]
+            out, h, c, self.saved = lstm_forward(a["x"], a["h0"], a["c0"], *args, a.get("w_hr"), **opts,
+                                                 lookup=lookup)
             return out, h, c
         if self.mode == "GRU":
             out, h, self.saved = gru_forward(a["x"], a["h0"], *args, **opts)
@@ -165,6 +173,10 @@ class RNNLayer(Function):
         s.x, s.w_ih, s.w_hh = inputs["x"].data, inputs["w_ih"].data, inputs["w_hh"].data
         s.w_hr = inputs["w_hr"].data if "w_hr" in inputs else None
         s.sizes, s.batch_first, s.reverse = self.sizes, self.batch_first, self.reverse
+        if self.lookup is not None:
+            table, array, version, _ = self.lookup
+            if table._version != version or table.data is not array:  # changed since forward: use x itself
+                s.lookup = None
         needs = dict(zip(self.names, self.needs_input_grad))
         g = [t.data for t in grads]
         if self.mode == "LSTM":
@@ -203,7 +215,21 @@ def rnn_layer(mode: str, input: Tensor, state: Sequence[Tensor], weights: Sequen
     tensors = (input, *state, *weights)
     save = _GradMode.enabled and any(t._requires_grad for t in tensors)
     sizes = None if sizes is None else [int(b) for b in sizes]
-    return RNNLayer(mode, names, reverse, batch_first, sizes, save)(*tensors)
+    lookup = _embedding_lookup(input) if mode == "LSTM" and save else None
+    return RNNLayer(mode, names, reverse, batch_first, sizes, save, lookup)(*tensors)
+
+
+def _embedding_lookup(x: Tensor) -> tuple[Tensor, Any] | None:
+    """(table, ids) when x is an embedding look-up x = table[ids] (``lookup_source``) of a table
+    with at most a quarter as many rows as x: the LSTM then projects the V table rows instead of the
+    T·N rows of x, and gets dW_ih from per-token sums of the gate gradients (see ``_rnn_lstm``)."""
+    found = lookup_source(x)
+    if found is None:
+        return None
+    table, ids = found
+    if ids.shape != tuple(x.shape[:-1]) or table.dtype != x.dtype or 4 * table.shape[0] > ids.size:
+        return None
+    return found
 
 
 def zeros_state(like: Tensor, batch: int, hidden: int) -> Tensor:

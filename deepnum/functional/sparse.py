@@ -17,15 +17,20 @@ __all__ = ["embedding", "one_hot"]
 
 
 class Embedding(Function):
-    """y = W[idx] (whole rows of the table); the gradient goes back through ``EmbeddingGrad``."""
+    """y = W[idx] (whole rows of the table); the gradient goes back through ``EmbeddingGrad``. The
+    table's version at the look-up is kept for ``lookup_source``."""
 
     saves_inputs = False
 
     def __init__(self, indices: Any, row_scale: Any = None, padding_idx: int | None = None):
         self.indices, self.row_scale, self.padding_idx = indices, row_scale, padding_idx
 
+    def __call__(self, weight: Tensor) -> Tensor:
+        self.weight_version = weight._version
+        return super().__call__(weight)
+
     def forward(self, weight):
-        self.num_embeddings = weight.shape[0]
+        self.num_embeddings, self.table = weight.shape[0], weight
         return get_array_module(weight).take(weight, self.indices, axis=0)
 
     def backward(self, gy):
@@ -66,6 +71,20 @@ class EmbeddingGrad(Function):
             keep[self.padding_idx] = 0
             ggw = ggw * Tensor._make(keep)
         return Embedding(self.indices)(ggw)
+
+
+def lookup_source(x: Tensor) -> tuple[Tensor, Any] | None:
+    """(W, idx) when ``x`` is, unmodified, the recorded output of an embedding look-up x = W[idx]
+    and W is unchanged since (same array, same version); else None. An op that multiplies x by a
+    matrix can then work on the V rows of the table instead of the rows of x (the LSTM's input
+    projection does: ``deepnum.functional._rnn_lstm``)."""
+    fn = x.grad_fn
+    if type(fn) is not Embedding or x._version != 0 or getattr(fn, "_freed", False):
+        return None
+    table = fn.inputs[0]
+    if table._version != fn.weight_version or table.data is not fn.table:
+        return None
+    return table, fn.indices
 
 
 def _index_array(op: str, input: Any, num_embeddings: int) -> Any:  # noqa: A002

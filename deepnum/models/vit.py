@@ -49,6 +49,7 @@ from deepnum import functional as F
 from deepnum.creation import zeros
 from deepnum.models import register_model
 from deepnum.nn import init
+from deepnum.nn.modules._transformer_ops import fused_linear
 from deepnum.nn.modules.activation import GELU, Tanh
 from deepnum.nn.modules.attention import MultiheadAttention
 from deepnum.nn.modules.container import Sequential
@@ -76,6 +77,19 @@ class MLPBlock(Sequential):
         for layer in (self[0], self[3]):
             init.xavier_uniform_(layer.weight)
             init.normal_(layer.bias, std=1e-6)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        """As the Sequential, with Linear → GELU as one fused op (``fused_linear``: the bias add,
+        GELU and its slope in one cache-blocked pass, the pre-activation never stored) and the
+        second Linear's bias added in place, while the layers are the plain ones without hooks."""
+        fc1, act, drop1, fc2, drop2 = self
+        plain = all(not (m._forward_hooks or m._forward_pre_hooks) for m in (fc1, act, fc2))
+        fits = input.ndim > 0 and input.shape[-1] == fc1.in_features  # else Linear raises its error
+        if not (plain and fits and type(fc1) is Linear and type(fc2) is Linear and type(act) is GELU
+                and act.approximate == "none"):
+            return super().forward(input)
+        hidden = drop1(fused_linear(input, fc1.weight, fc1.bias, "gelu"))
+        return drop2(fused_linear(hidden, fc2.weight, fc2.bias))
 
 
 class EncoderBlock(Module):

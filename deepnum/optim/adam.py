@@ -19,7 +19,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from deepnum.backend import get_array_module
-from deepnum.optim.optimizer import Optimizer, check_flags, check_nonnegative, count_step, grad_array, lerp_, new_step
+from deepnum.optim.optimizer import (
+    Optimizer,
+    check_flags,
+    check_nonnegative,
+    count_step,
+    grad_array,
+    lerp_,
+    new_step,
+    scratch,
+)
 from deepnum.tensor import Tensor
 
 
@@ -56,6 +65,8 @@ class Adam(Optimizer):
         return state
 
     def update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The rule of the module docstring with PyTorch's order of operations, in place on the state,
+        with two pooled work arrays per parameter (``scratch``) instead of fresh temporaries."""
         lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         for p in params:
@@ -63,15 +74,16 @@ class Adam(Optimizer):
             state = self.state[p] or self._init_state(p, group)
             step = count_step(state)
             g = grad_array(p, group["maximize"])
+            tmp, denom = scratch(p.data), scratch(p.data)
             if wd != 0:
                 if group["decoupled_weight_decay"]:
                     p.mul_(1 - lr * wd)
                 else:
-                    g = g + wd * p.data
+                    g = xp.add(g, xp.multiply(p.data, wd, out=denom), out=denom)
             m, v = state["exp_avg"].data, state["exp_avg_sq"].data
-            lerp_(m, g, 1 - beta1)
+            lerp_(m, g, 1 - beta1, work=tmp)
             v *= beta2
-            tmp = g * (1 - beta2)
+            xp.multiply(g, 1 - beta2, out=tmp)
             tmp *= g
             v += tmp
             if group["amsgrad"]:
@@ -80,7 +92,7 @@ class Adam(Optimizer):
             else:
                 v_hat = v
             step_size = lr / (1 - beta1**step)
-            denom = xp.sqrt(v_hat)
+            xp.sqrt(v_hat, out=denom)
             denom /= (1 - beta2**step) ** 0.5
             denom += eps
             update = xp.multiply(m, -step_size, out=tmp)

@@ -21,6 +21,8 @@ import numpy as np
 from deepnum import backend
 from deepnum.autograd.grad_mode import enable_grad, no_grad
 from deepnum.backend import get_array_module
+from deepnum.functional._rnn_workspace import take
+from deepnum.profiler import _optimizer_step_region
 from deepnum.tensor import Tensor
 
 
@@ -122,6 +124,7 @@ class Optimizer:
                 else:
                     p.grad.detach_().zero_()
 
+    @_optimizer_step_region  # a profiler region "Optimizer.step#SGD.step" while profiling (torch's name)
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient (the others, e.g. frozen layers, are
         skipped); ``closure`` re-evaluates the model and returns the loss, which step returns."""
@@ -259,11 +262,18 @@ def count_step(state: dict[str, Any]) -> float:
     return float(step)
 
 
-def lerp_(a: Any, b: Any, weight: float) -> None:
+def scratch(like: Any) -> Any:
+    """A work array shaped like ``like`` for an update's temporaries, reused from step to step (see
+    ``deepnum.functional._rnn_workspace``: fresh parameter-sized arrays page-fault on every step)."""
+    return take(get_array_module(like), like.shape, like.dtype)
+
+
+def lerp_(a: Any, b: Any, weight: float, work: Any = None) -> None:
     """a ← a + w·(b − a) in place (an exponential moving average), computed as PyTorch's lerp:
-    a + w·(b − a) for |w| < 0.5 and b − (b − a)·(1 − w) otherwise, for accuracy near w = 1."""
+    a + w·(b − a) for |w| < 0.5 and b − (b − a)·(1 − w) otherwise, for accuracy near w = 1.
+    ``work``: an array of a's shape and dtype to hold b − a."""
     xp = get_array_module(a)
-    diff = b - a
+    diff = xp.subtract(b, a, out=work)
     if abs(weight) < 0.5:
         diff *= weight
         a += diff

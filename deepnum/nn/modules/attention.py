@@ -186,7 +186,7 @@ class MultiheadAttention(Module):
             keep = get_array_module(q.data).tri(length, k.shape[2], dtype=bool)
         p = self.dropout if self.training else 0.0
         result = attention(q, k, v, mask, keep, scale=1.0 / math.sqrt(self.head_dim), dropout_p=p,
-                           safe=not need_weights, need_weights=need_weights)
+                           safe=not need_weights, need_weights=need_weights, out_order=self._merge_order())
         out, weights = result if need_weights else (result, None)
         out = self._out(self._merge_heads(out, n, length))
         if weights is not None and average_attn_weights:
@@ -235,11 +235,15 @@ class MultiheadAttention(Module):
         x = F.permute(F.reshape(bias, 1, 1, self.num_heads, self.head_dim), (0, 2, 1, 3))
         return F.expand(x, n, self.num_heads, 1, self.head_dim)
 
+    def _merge_order(self) -> tuple[int, ...]:
+        """The permutation of (N, heads, L, head_dim) that ``_merge_heads`` applies; the attention op
+        stores its output in that order, so the permute is contiguous and the reshape copies nothing."""
+        return (0, 2, 1, 3) if self.batch_first else (2, 0, 1, 3)
+
     def _merge_heads(self, out: Tensor, n: int, length: int) -> Tensor:
         """(N, heads, L, head_dim) → (N, L, E) or (L, N, E)."""
-        if self.batch_first:
-            return F.reshape(F.permute(out, (0, 2, 1, 3)), n, length, self.embed_dim)
-        return F.reshape(F.permute(out, (2, 0, 1, 3)), length, n, self.embed_dim)
+        first, second = (n, length) if self.batch_first else (length, n)
+        return F.reshape(F.permute(out, self._merge_order()), first, second, self.embed_dim)
 
     def _merge_masks(self, attn_mask: Tensor | None, key_padding_mask: Tensor | None, n: int,
                      extra: int) -> tuple[Tensor | None, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from deepnum.backend import int64
 from deepnum.creation import empty, ones, tensor, zeros
-from deepnum.functional.normalization import batch_norm, verify_batch_size
+from deepnum.functional.normalization import batch_norm_act, verify_batch_size
 from deepnum.nn import init
 from deepnum.nn.modules.module import Module
 from deepnum.nn.parameter import Parameter
@@ -77,6 +77,11 @@ class _BatchNorm(_NormBase):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input {expected}, got {got}")
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
+        return self.forward_act(input)
+
+    def forward_act(self, input: Tensor, relu: bool = False) -> Tensor:  # noqa: A002
+        """``forward``, then ReLU when ``relu`` (fused into one op on a convolution's output; used
+        by ``bn_relu``)."""
         self._check_input_dim(input)
         use_batch_stats = self.training or self.running_mean is None
         if use_batch_stats:  # before any buffer changes
@@ -87,8 +92,8 @@ class _BatchNorm(_NormBase):
             if self.momentum is None:
                 factor = 1.0 / int(self.num_batches_tracked.item())
         update = not self.training or self.track_running_stats
-        return batch_norm(input, self.running_mean if update else None, self.running_var if update else None,
-                          self.weight, self.bias, use_batch_stats, factor, self.eps)
+        return batch_norm_act(input, self.running_mean if update else None, self.running_var if update else None,
+                              self.weight, self.bias, use_batch_stats, factor, self.eps, relu)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -107,3 +112,14 @@ class BatchNorm3d(_BatchNorm):
     """Batch norm over (N, C, D, H, W) inputs: statistics per channel over N, D, H and W."""
 
     _layouts = ("(N, C, D, H, W)",)
+
+
+def bn_relu(bn: Module, relu: Module, x: Tensor) -> Tensor:
+    """``relu(bn(x))`` with the two fused into one op (``deepnum.functional._fused_block``) when that changes nothing
+    observable: ``bn`` is a plain batch-norm layer, ``relu`` a plain ``ReLU``, neither has hooks."""
+    from deepnum.nn.modules.activation import ReLU
+
+    plain = (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward and type(relu) is ReLU
+             and not bn._forward_hooks
+             and not bn._forward_pre_hooks and not relu._forward_hooks and not relu._forward_pre_hooks)
+    return bn.forward_act(x, relu=True) if plain else relu(bn(x))

@@ -167,11 +167,12 @@ class _Layer(Module):
 
     def _ff_block(self, x: Tensor) -> Tensor:
         """linear2(dropout(act(linear1(x)))); plain Linears (no hooks, not replaced) run as the fused
-        act(x Wᵀ + b) op of ``_transformer_ops``, the ReLU included."""
+        act(x Wᵀ + b) op of ``_transformer_ops``, the ReLU or exact GELU included."""
         l1, l2, act = self.linear1, self.linear2, self.activation
         if not (_plain(l1) and _plain(l2)):
             return l2(self.dropout(act(l1(x))))
-        h = fused_linear(x, l1.weight, l1.bias, "relu") if act is relu else act(fused_linear(x, l1.weight, l1.bias))
+        name = "relu" if act is relu else "gelu" if act is gelu else None
+        h = fused_linear(x, l1.weight, l1.bias, name) if name else act(fused_linear(x, l1.weight, l1.bias))
         return fused_linear(self.dropout(h), l2.weight, l2.bias)
 
 
