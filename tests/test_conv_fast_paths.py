@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 import deepnum as dn
 import deepnum.nn as nn
 from deepnum.functional import _conv_winograd as W
+from deepnum.functional import _fused_runtime as R
 from deepnum.functional._fused_block import AddReLU, channel_rows
 from deepnum.nn import functional as F
 from tests.helpers import check_op
@@ -83,7 +84,7 @@ def test_ops_split_over_threads_agree_with_torch(monkeypatch, case):
     from deepnum.functional import conv_ops
 
     blas = _FakeBlas(3)
-    monkeypatch.setattr(W, "_numpy_blas", lambda: [blas])
+    monkeypatch.setattr(R, "_numpy_blas", lambda: [blas])
     monkeypatch.setattr(W, "BAND_BYTES", 1)
     monkeypatch.setattr(conv_ops, "_tile", lambda xp, n, unit_bytes: 1)
     x_shape, w_shape, kwargs = case
@@ -94,7 +95,7 @@ def test_ops_split_over_threads_agree_with_torch(monkeypatch, case):
 
 def test_batch_norm_and_add_relu_split_over_threads(monkeypatch):
     """Batch norm (+ ReLU) and the residual add + ReLU split the channel rows over the threads."""
-    monkeypatch.setattr(W, "_numpy_blas", lambda: [_FakeBlas(2)])
+    monkeypatch.setattr(R, "_numpy_blas", lambda: [_FakeBlas(2)])
     check_op(_bn_fn("dn", F, True, True), (3, 5, 4, 6), (5,), (5,), torch_fn=_bn_fn("torch", TF, True, True),
              gradcheck=False)
 
@@ -122,12 +123,14 @@ def test_winograd_is_skipped_where_it_does_not_apply():
 
 
 def test_scratch_buffers_are_reused_per_thread_and_freed():
-    a = W.scratch("test", (4, 5), np.float32)
-    b = W.scratch("test", (3, 2), np.float32)
+    a = R.scratch("test", (4, 5), np.float32)
+    b = R.scratch("test", (3, 2), np.float32)
     assert np.shares_memory(a, b) and b.shape == (3, 2)
-    W.free_scratch()
-    c = W.scratch("test", (3, 2), np.float32)
+    R.free_scratch()
+    c = R.scratch("test", (3, 2), np.float32)
     assert not np.shares_memory(b, c)
+    big = R.scratch("test", (R.SCRATCH_MAX_BYTES // 4 + 1,), np.float32)  # too large to keep: a fresh array
+    assert not np.shares_memory(big, R.scratch("test", (3, 2), np.float32))
 
 
 # ----------------------------------------------------------------------------- batch-last layout
@@ -186,6 +189,23 @@ def test_batch_norm_rows_matches_torch(relu, affine):
     check_op(_bn_fn("dn", F, relu, affine), *specs, torch_fn=_bn_fn("torch", TF, relu, affine))
 
 
+def _bn_residual(lib, functional):
+    from deepnum.functional.normalization import batch_norm_act
+
+    def fn(x, r, w, b):
+        eye = (dn if lib == "dn" else torch).tensor(_eye(x.shape[1]), dtype=x.dtype)
+        x, r = functional.conv2d(x, eye), functional.conv2d(r, eye)  # batch-last in deepnum
+        if lib == "dn":
+            return batch_norm_act(x, None, None, w, b, training=True, relu=True, residual=r)
+        return torch.relu(functional.batch_norm(x, None, None, w, b, training=True) + r)
+    return fn
+
+
+def test_batch_norm_with_residual_and_relu_matches_torch():
+    """relu(bn(x) + r), the end of a residual block, as one op: values and the gradients of x, r, γ, β."""
+    check_op(_bn_residual("dn", F), (3, 4, 5, 6), (3, 4, 5, 6), (4,), (4,), torch_fn=_bn_residual("torch", TF))
+
+
 def test_fused_bn_relu_module_matches_torch_and_tracks_statistics():
     from deepnum.nn.modules.batchnorm import bn_relu
 
@@ -227,6 +247,8 @@ def test_batch_norm_rows_double_backward():
     eye = dn.tensor(_eye(2))
     fn = lambda x, w, b: F.relu(F.batch_norm(F.conv2d(x, eye), None, None, w, b, training=True))  # noqa: E731
     assert dn.autograd.gradgradcheck(fn, [x, w, b])
+    r = dn.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    assert dn.autograd.gradgradcheck(_bn_residual("dn", F), [x, r, w, b])
 
 
 # ----------------------------------------------------------------------------- residual pieces

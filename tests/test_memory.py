@@ -135,7 +135,8 @@ def test_lenet5_training_memory_is_flat_over_200_steps():
     dn.manual_seed(0)
     step, _ = build_lenet_step("deepnum")
     run = _flat_memory(step, warmup=5, steps=200)
-    assert run["growth"] < 256 * 1024, f"memory grew by {run['growth'] / 1e6:.2f} MB over 200 LeNet-5 steps"
+    # one leaked step would keep ~10 MB; allocator and interpreter caches settle within ~0.3 MB
+    assert run["growth"] < 1024 * 1024, f"memory grew by {run['growth'] / 1e6:.2f} MB over 200 LeNet-5 steps"
     assert run["objects"] <= 10, f"{run['objects']} more live objects after 200 steps"
     # one step's activations, im2col columns and gradients: ~10-15 MB; a leaked graph would add that per step
     assert run["peak"] < 48 * 1024 * 1024, f"peak {run['peak'] / 1e6:.1f} MB above baseline"

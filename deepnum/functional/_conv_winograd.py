@@ -17,7 +17,8 @@ Layout. Arrays are batch-last, (C, H, W, N) (see ``conv_ops``): the padded input
 into its four polyphase planes, ``xq[c, ph, pw, i, j] = x_pad[c, 2i + ph, 2j + pw]``, so every
 transform below reads and writes long contiguous runs (stride-2 slices of the batch-last array
 would give runs of N elements only, measured 2–4× slower per pass). The work goes in bands of
-tile rows so that a band's transforms and GEMM operands stay in the CPU cache.
+tile rows so that a band's transforms and GEMM operands stay in the CPU cache, and the bands are
+split over the op's threads (``_fused_runtime``).
 
 Gradients use the same machinery: the input gradient of this convolution is a convolution of the
 output gradient with the flipped, transposed kernel (``conv_ops``), and the weight gradient is
@@ -25,21 +26,13 @@ the adjoint, ∂L/∂U_ξ = Ŷ_ξ @ V_ξᵀ with Ŷ = A·gy_tile·Aᵀ, then ∂
 """
 from __future__ import annotations
 
-import contextlib
-import math
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from deepnum.backend import get_array_module
+from deepnum.functional._fused_runtime import parallel, scratch
 
 MIN_CHANNELS = 8  # below this (an RGB input), im2col's single GEMM with K = 9·C is faster
 BAND_BYTES = 1 << 20  # per band of tile rows: the size of its 16 transformed planes
-SCRATCH_MAX_BYTES = 64 << 20  # work buffers up to this size are kept between calls (``scratch``)
 
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 # Gᵀ(∂L/∂U)G for the weight gradient, with the −1 of Ŷ's last row and column (A's last row is
@@ -61,7 +54,7 @@ def _bands(rows: int, row_bytes: int) -> int:
     return max(1, min(rows, BAND_BYTES // max(row_bytes, 1)))
 
 
-def polyphase(a: Any, lo: tuple[int, int], rows: int, cols: int, tag: str = "xq") -> Any:
+def polyphase(a: Any, lo: tuple[int, int], rows: int, cols: int, tag: str = "input") -> Any:
     """(C, H, W, N) → (C, 2, 2, rows, cols, N): ``q[c, ph, pw, i, j] = a[c, 2i + ph − lo₀, 2j + pw − lo₁]``
     where that lies inside ``a``, else 0. Four strided copies, one per parity, into a reused buffer
     whose border is zeroed each time."""
@@ -83,30 +76,6 @@ def polyphase(a: Any, lo: tuple[int, int], rows: int, cols: int, tag: str = "xq"
 
     parallel([(0, 0), (0, 1), (1, 0), (1, 1)], plane)
     return q
-
-
-_SCRATCH = threading.local()
-
-
-def scratch(tag: str, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any:
-    """An uninitialised work array of ``shape``, carved from a buffer kept per thread under ``tag`` and
-    reused by every later call (it grows to the largest size asked for, up to ``SCRATCH_MAX_BYTES``;
-    larger requests get a fresh array). Fresh multi-megabyte arrays cost a page fault per 4 kB page
-    on first touch, every step; reused ones are already mapped. The caller must be done with it
-    before the next call that asks for the same tag; ``free_scratch`` gives the memory back."""
-    cache, key = _SCRATCH.__dict__, (tag, xp.__name__)
-    size, dtype = math.prod(shape), np.dtype(dtype)
-    if size * dtype.itemsize > SCRATCH_MAX_BYTES:
-        return xp.empty(shape, dtype=dtype)
-    buf = cache.get(key)
-    if buf is None or buf.dtype != dtype or buf.size < size:
-        cache[key] = buf = xp.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
-
-
-def free_scratch() -> None:
-    """Drop this thread's work buffers (they are allocated again, at the size needed, on next use)."""
-    _SCRATCH.__dict__.clear()
 
 
 def _first(lo: int, parity: int, count: int, size: int) -> tuple[int, int]:
@@ -152,7 +121,7 @@ def _at(m0: Any, m1: Any, m2: Any, m3: Any, out0: Any, out1: Any) -> None:
 
 
 def _buffers(xp: Any, dtype: Any, c: int, b: int, tw: int, n: int) -> tuple[Any, Any]:
-    return scratch("rows", (4, c, 2, b, tw + 1, n), dtype, xp), scratch("v", (4, 4, c, b, tw, n), dtype, xp)
+    return scratch("rows", (4, c, 2, b, tw + 1, n), dtype, xp), scratch("columns", (4, 4, c, b, tw, n), dtype, xp)
 
 
 def input_transform(xq: Any, i0: int, b: int, rows: Any, v: Any) -> Any:
@@ -208,7 +177,7 @@ def weight_grad3x3(gy: Any, x: Any, lo: tuple[int, int]) -> Any:
     o, oh, ow = gy.shape[:3]
     th, tw = -(-oh // 2), -(-ow // 2)
     xq = polyphase(x, lo, th + 1, tw + 1)
-    gq = polyphase(gy, (0, 0), th, tw, tag="gq")  # (O, 2, 2, th, tw, N): the 2×2 tiles of gy
+    gq = polyphase(gy, (0, 0), th, tw, tag="input2")  # (O, 2, 2, th, tw, N): the 2×2 tiles of gy
     b = _bands(th, 16 * max(c, o) * tw * n * x.itemsize)
 
     def band(i0: int, k: int) -> Any:
@@ -236,78 +205,6 @@ def each_band(rows: int, b: int, body: Any) -> list:
     """[body(i0, k) for each band of ``b`` tile rows (k ≤ b of them)], spread over the threads of
     the enclosing ``cpu_threads``."""
     return parallel([(i0, min(b, rows - i0)) for i0 in range(0, rows, b)], lambda job: body(*job))
-
-
-# ----------------------------------------------------------------------------- threads
-_POOLS: dict = {}
-_BLAS: list = []
-_STATE = threading.local()
-
-
-def _numpy_blas() -> list:
-    """threadpoolctl's controllers of the BLAS library that NumPy calls ([] without threadpoolctl)."""
-    if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _BLAS.append([])
-        else:
-            root = str(Path(np.__file__).parent)  # numpy/ and the wheel's numpy.libs/
-            _BLAS.append([lib for lib in ThreadpoolController().select(user_api="blas").lib_controllers
-                          if str(lib.filepath).startswith(root)])
-    return _BLAS[0]
-
-
-@contextlib.contextmanager
-def cpu_threads() -> Iterator[None]:
-    """The thread budget of one convolution-family op, as PyTorch's intra-op parallelism: NumPy's
-    BLAS may use T threads (``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``; T = 1
-    without threadpoolctl). Inside, the BLAS runs single-threaded and the band and tile loops split
-    their work over T Python threads instead (``parallel``; NumPy releases the GIL in its loops).
-    Left to the BLAS, the threads would only share the products, mostly small ones, while the
-    element-wise passes ran on one core and the idle BLAS threads spun (busy-waited) beside them."""
-    if getattr(_STATE, "workers", 0):  # nested: the outer op holds the budget
-        yield
-        return
-    libs = _numpy_blas()
-    saved = [lib.get_num_threads() for lib in libs]
-    workers = max(1, min(saved)) if saved else 1
-    if workers > 1:
-        for lib in libs:
-            lib.set_num_threads(1)
-    _STATE.workers = workers
-    try:
-        yield
-    finally:
-        _STATE.workers = 0
-        if workers > 1:
-            for lib, count in zip(libs, saved):
-                lib.set_num_threads(count)
-
-
-def workers() -> int:
-    """The threads of the enclosing ``cpu_threads`` (1 outside one, and on its worker threads)."""
-    return getattr(_STATE, "workers", 0) or 1
-
-
-def channel_shares(channels: int) -> list[slice]:
-    """``channels`` rows cut into one contiguous share per thread of the enclosing ``cpu_threads``."""
-    count = min(workers(), channels)
-    return [slice(i * channels // count, (i + 1) * channels // count) for i in range(count)]
-
-
-def parallel(jobs: list, body: Any) -> list:
-    """[body(job) for job in jobs], the jobs split into contiguous shares over the threads of the
-    enclosing ``cpu_threads`` (in order, on the calling thread, when there is one). Each thread has
-    its own ``scratch`` buffers; the bodies must write disjoint parts of any shared output."""
-    count = min(workers(), len(jobs))
-    if count <= 1:
-        return [body(job) for job in jobs]
-    pool = _POOLS.get(count)
-    if pool is None:
-        pool = _POOLS[count] = ThreadPoolExecutor(count, thread_name_prefix="deepnum")
-    shares = [jobs[i * len(jobs) // count:(i + 1) * len(jobs) // count] for i in range(count)]
-    return [r for share in pool.map(lambda share: [body(job) for job in share], shares) for r in share]
 
 
 def flipped(w: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
-from deepnum.functional._conv_winograd import channel_shares, cpu_threads, parallel
+from deepnum.functional._fused_runtime import channel_shares, cpu_threads, parallel
 from deepnum.functional.activation import maximum0, times_positive
 from deepnum.functional.reduction import mean as _mean
 from deepnum.functional.reduction import sum as _sum
@@ -82,29 +82,41 @@ def relu_rows(a: Any) -> Any:
     return xp.maximum(a, xp.zeros(a.shape[-1], dtype=a.dtype), out=a)
 
 
+def relu_channels(rows: Any) -> Any:
+    """``relu_rows`` with the channel rows split over the threads of a ``cpu_threads`` budget."""
+    with cpu_threads():
+        parallel(channel_shares(rows.shape[0]), lambda sl: relu_rows(rows[sl]))
+    return rows
+
+
 class BatchNormRows(Function):
-    """Training-mode batch norm of a batch-last (N, C, *S) input, optionally followed by ReLU:
-    y = γ·(x − μ)/σ + β (then max(y, 0)), μ and σ² (biased) per channel row. Inputs: x, then γ
-    and/or β of shape (C,).
+    """Training-mode batch norm of a batch-last (N, C, *S) input, optionally plus a residual r and
+    followed by ReLU: y = γ·(x − μ)/σ + β (+ r) (then max(y, 0)), μ and σ² (biased) per channel
+    row. Inputs: x, then r (``residual``), then γ and/or β of shape (C,). The sum BN(x) + r of a
+    residual block is never materialised: one array (and one pass) less per block.
 
     Backward (Ioffe & Szegedy 2015, §3), with g masked by y > 0 first when fused with ReLU,
-    k = γ/σ and m = R: dγ = Σ g·x̂, dβ = Σ g, dx = k·(g − x̂·dγ/m − dβ/m). With ``create_graph`` the
-    same formula runs on Tensor ops (double backward)."""
+    k = γ/σ and m = R: dr = g, dγ = Σ g·x̂, dβ = Σ g, dx = k·(g − x̂·dγ/m − dβ/m). With
+    ``create_graph`` the same formula runs on Tensor ops (double backward)."""
 
-    def __init__(self, eps: float, has_weight: bool, has_bias: bool, relu: bool) -> None:
+    def __init__(self, eps: float, has_weight: bool, has_bias: bool, relu: bool, residual: bool = False) -> None:
         self.eps, self.has_weight, self.has_bias, self.relu = eps, has_weight, has_bias, relu
+        self.residual = residual
 
-    def forward(self, x, *params):
+    def forward(self, x, *rest):
         xp = get_array_module(x)
         rows = channel_rows(x)
+        res = channel_rows(rest[0]) if self.residual else None
+        params = rest[1:] if self.residual else rest
         c, self.count = rows.shape
         y = xp.empty_like(rows)
         self.mean, self.var_sum, self.inv_std = (xp.empty(c, dtype=x.dtype) for _ in range(3))
         with cpu_threads():  # channels split over the op's threads, BLAS single-threaded (``cpu_threads``)
-            parallel(channel_shares(c), lambda sl: self._forward_rows(rows[sl], y[sl], sl, params))
+            parallel(channel_shares(c), lambda sl: self._forward_rows(
+                rows[sl], None if res is None else res[sl], y[sl], sl, params))
         return from_rows(y, x.shape)
 
-    def _forward_rows(self, rows: Any, y: Any, sl: slice, params: tuple) -> None:
+    def _forward_rows(self, rows: Any, res: Any, y: Any, sl: slice, params: tuple) -> None:
         """Normalise the channel rows ``sl`` into y (its rows ``sl``)."""
         xp = get_array_module(rows)
         mean, var_sum, inv_std = self.mean[sl], self.var_sum[sl], self.inv_std[sl]
@@ -115,8 +127,13 @@ class BatchNormRows(Function):
         y *= (inv_std * params[0][sl] if self.has_weight else inv_std)[:, None]
         if self.has_bias:
             y += params[-1][sl, None]
+        if res is not None:
+            y += res
         if self.relu:
             relu_rows(y)
+
+    def _weight(self) -> Tensor:
+        return self.inputs[1 + self.residual]
 
     def backward(self, gy):
         if is_grad_enabled():
@@ -125,26 +142,30 @@ class BatchNormRows(Function):
         x = self.inputs[0].data
         g = _rows_of(gy.data)
         y = channel_rows(self.output().data) if self.relu else None
+        gm = xp.empty_like(g) if self.relu else g  # g·[y > 0]
         c = g.shape[0]
         gx, gw, gb = xp.empty_like(g), xp.empty(c, dtype=g.dtype), xp.empty(c, dtype=g.dtype)
         rows = channel_rows(x)
         with cpu_threads():
             parallel(channel_shares(c), lambda sl: self._backward_rows(
-                g[sl], rows[sl], None if y is None else y[sl], gx[sl], gw[sl], gb[sl], sl))
+                g[sl], rows[sl], None if y is None else y[sl], gm[sl], gx[sl], gw[sl], gb[sl], sl))
+        gres = from_rows(gm, x.shape) if self.residual and self.needs_input_grad[1] else None
         need_x, need_w, need_b = self._needs()
-        return self._pack(from_rows(gx, x.shape) if need_x else None, gw if need_w else None,
+        return self._pack(from_rows(gx, x.shape) if need_x else None, gres, gw if need_w else None,
                           gb if need_b else None, wrap=True)
 
-    def _backward_rows(self, g: Any, rows: Any, y: Any, gx: Any, gw: Any, gb: Any, sl: slice) -> None:
-        """dx, dγ and dβ of the channel rows ``sl`` (see the class docstring)."""
+    def _backward_rows(self, g: Any, rows: Any, y: Any, gm: Any, gx: Any, gw: Any, gb: Any, sl: slice) -> None:
+        """dx, dγ and dβ of the channel rows ``sl`` (see the class docstring); g·[y > 0] into gm."""
         xp = get_array_module(g)
         if y is not None:
-            g = times_positive(g, y)
+            xp.greater(y, 0, out=gm, casting="unsafe")
+            gm *= g
+            g = gm
         inv_std = self.inv_std[sl]
         gb[...] = row_sums(g)
         xp.subtract(rows, self.mean[sl, None], out=gx)  # x − μ, turned into dx in place
         gw[...] = row_dots(g, gx) * inv_std
-        k = inv_std * self.inputs[1].data[sl] if self.has_weight else inv_std
+        k = inv_std * self._weight().data[sl] if self.has_weight else inv_std
         gx *= (inv_std * gw / self.count)[:, None]  # x̂·dγ/m
         gx += (gb / self.count)[:, None]
         xp.subtract(g, gx, out=gx)
@@ -152,7 +173,7 @@ class BatchNormRows(Function):
 
     def _needs(self) -> tuple[bool, bool, bool]:
         need = self.needs_input_grad
-        return need[0], self.has_weight and need[1], self.has_bias and need[-1]
+        return need[0], self.has_weight and need[1 + self.residual], self.has_bias and need[-1]
 
     def _backward_graph(self, gy: Tensor) -> tuple:
         """The same gradient with Tensor ops on the recomputed x̂ (differentiable again)."""
@@ -164,14 +185,15 @@ class BatchNormRows(Function):
         centred = x - _mean(x, axes, keepdim=True)
         inv_std = (_mean(centred * centred, axes, keepdim=True) + self.eps) ** -0.5
         xhat = centred * inv_std
-        ghat = gy * self.inputs[1].reshape(shape) if self.has_weight else gy
+        ghat = gy * self._weight().reshape(shape) if self.has_weight else gy
         gx = inv_std * (ghat - _mean(ghat, axes, keepdim=True) - xhat * _mean(ghat * xhat, axes, keepdim=True))
         gw = _sum(gy * xhat, axes) if self.has_weight else None
         gb = _sum(gy, axes) if self.has_bias else None
-        return self._pack(gx, gw, gb)
+        return self._pack(gx, gy, gw, gb)
 
-    def _pack(self, gx: Any, gw: Any, gb: Any, wrap: bool = False) -> tuple:
-        grads = (gx,) + ((gw,) if self.has_weight else ()) + ((gb,) if self.has_bias else ())
+    def _pack(self, gx: Any, gres: Any, gw: Any, gb: Any, wrap: bool = False) -> tuple:
+        grads = ((gx,) + ((gres,) if self.residual else ()) + ((gw,) if self.has_weight else ())
+                 + ((gb,) if self.has_bias else ()))
         return tuple(Tensor._make(a) if wrap and a is not None else a for a in grads)
 
 
@@ -232,3 +254,46 @@ def _times_positive_rows(g: Any, y: Any) -> Any:
     with cpu_threads():
         parallel(channel_shares(rows.shape[0]), part)
     return out
+
+
+def _batch_last_zeros(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Zeros of the (N, C, H, W) ``shape`` stored batch-last, (C, H, W, N)."""
+    return xp.zeros(tuple(shape[1:]) + tuple(shape[:1]), dtype=dtype).transpose(3, 0, 1, 2)
+
+
+class SubsamplePad(Function):
+    """y = x[:, :, ::s, ::s] with zero channels appended up to ``channels`` (option A's shortcut),
+    written batch-last like its input. Linear: its gradient is ``SubsamplePadAdjoint``."""
+
+    saves_inputs = False
+
+    def __init__(self, stride: int, channels: int) -> None:
+        self.stride, self.channels = stride, channels
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        n, c, h, w = x.shape
+        s = self.stride
+        y = _batch_last_zeros(get_array_module(x), (n, self.channels, -(-h // s), -(-w // s)), x.dtype)
+        y[:, :c] = x[:, :, ::s, ::s]
+        return y
+
+    def backward(self, gy):
+        return SubsamplePadAdjoint(self.stride, self.in_shape, self.channels)(gy)
+
+
+class SubsamplePadAdjoint(Function):
+    """gx = 0 except gx[:, :, ::s, ::s] = gy[:, :C] (the adjoint of ``SubsamplePad``)."""
+
+    saves_inputs = False
+
+    def __init__(self, stride: int, in_shape: tuple[int, ...], channels: int) -> None:
+        self.stride, self.in_shape, self.channels = stride, in_shape, channels
+
+    def forward(self, gy):
+        gx = _batch_last_zeros(get_array_module(gy), self.in_shape, gy.dtype)
+        gx[:, :, ::self.stride, ::self.stride] = gy[:, :self.in_shape[1]]
+        return gx
+
+    def backward(self, ggx):
+        return SubsamplePad(self.stride, self.channels)(ggx)

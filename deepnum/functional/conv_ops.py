@@ -27,7 +27,7 @@ into the padded columns is then the only transpose.
 
 **Tiles (CPU).** The columns are K times larger than the input, so on the CPU they are made in tiles
 of output rows whose columns take about ``TILE_BYTES``, one matmul per tile written into its rows
-of y. The tile buffer is a work array kept between calls (``_conv_winograd.scratch``): a fresh
+of y. The tile buffer is a work array kept between calls (``_fused_runtime.scratch``): a fresh
 multi-megabyte array costs a page fault per 4 kB page on first touch, which measured several times
 the cost of the copy itself inside a training step. The weight gradient makes the columns again
 rather than keeping K times the input alive from forward to backward.
@@ -58,6 +58,7 @@ from typing import Any
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional import _conv_winograd as winograd
+from deepnum.functional._fused_runtime import cpu_threads, parallel, scratch, workers
 from deepnum.functional.reduction import sum as _sum
 from deepnum.tensor import Tensor
 
@@ -119,7 +120,7 @@ def _pad(a: Any, lo: tuple[int, ...], hi: tuple[int, ...]) -> Any:
     xp = get_array_module(a)
     lo, hi = tuple(max(b, 0) for b in lo), tuple(max(e, 0) for e in hi)
     shape = tuple(n + b + e for n, b, e in zip(a.shape[1:-1], lo, hi))
-    out = winograd.scratch("padded", (a.shape[0],) + shape + (a.shape[-1],), a.dtype, xp)
+    out = scratch("input", (a.shape[0],) + shape + (a.shape[-1],), a.dtype, xp)
     for j, (b, e, n) in enumerate(zip(lo, hi, shape)):
         lead = (_ALL,) * (1 + j)
         out[lead + (slice(0, b),)] = 0
@@ -148,8 +149,10 @@ def _tile(xp: Any, n: int, unit_bytes: int) -> int:
 
 
 def _row_tiles(xp: Any, geom: ConvGeometry, row_bytes: int) -> list[slice]:
+    """Tiles of output rows: each thread of the op works on one tile at a time, so the columns in
+    flight take about ``TILE_BYTES`` together."""
     rows = geom.out[0]
-    step = _tile(xp, rows, row_bytes)
+    step = _tile(xp, rows, row_bytes * workers())
     return [slice(r, min(r + step, rows)) for r in range(0, rows, step)]
 
 
@@ -159,7 +162,7 @@ def im2col_view(x: Any, geom: ConvGeometry) -> Any:
     than once per kernel offset."""
     xp = get_array_module(x)
     if not x.flags.c_contiguous and math.prod(geom.kernel) > 1:
-        gathered = winograd.scratch("batch_last", x.shape, x.dtype, xp)
+        gathered = scratch("input2", x.shape, x.dtype, xp)
         xp.copyto(gathered, x)
         x = gathered
     return windows(_pad(x, geom.lo, geom.hi), geom)
@@ -180,7 +183,7 @@ def im2col(view: Any, geom: ConvGeometry, rows: slice) -> Any:
     c, n, nk = view.shape[0], view.shape[-1], len(geom.kernel)
     m = rows.stop - rows.start
     shape = (c,) + geom.kernel + (m,) + geom.out[1:] + (n,)
-    cols = winograd.scratch("columns", shape, view.dtype, xp)
+    cols = scratch("columns", shape, view.dtype, xp)
     xp.copyto(cols, view[(_ALL,) * (1 + nk) + (rows,)])
     return cols.reshape(geom.groups, (c // geom.groups) * math.prod(geom.kernel), m * math.prod(geom.out[1:]) * n)
 
@@ -212,7 +215,7 @@ def conv_forward(x: Any, w: Any, geom: ConvGeometry, b: Any = None) -> Any:
     wm = w.reshape(g, o // g, -1)
     y = xp.empty((o,) + geom.out + (x.shape[0],), dtype=x.dtype)
     view = im2col_view(xb, geom)
-    winograd.parallel(row_tiles(view, geom), lambda rows: _bmm(wm, im2col(view, geom, rows), out=_by_rows(y, g, rows)))
+    parallel(row_tiles(view, geom), lambda rows: _bmm(wm, im2col(view, geom, rows), out=_by_rows(y, g, rows)))
     if b is not None:
         y += b.reshape((-1,) + (1,) * (y.ndim - 1))
     return y
@@ -262,7 +265,7 @@ def conv_transpose_forward(y: Any, w: Any, geom: ConvGeometry) -> Any:
     x = xp.zeros((channels,) + geom.size + (n,), dtype=y.dtype)
     k, rest = math.prod(geom.kernel), math.prod(geom.out[1:]) * n
     tiles = _row_tiles(xp, geom, channels * k * rest * y.itemsize)
-    buffer = winograd.scratch("columns", (channels * k * (tiles[0].stop - tiles[0].start) * rest,), y.dtype, xp)
+    buffer = scratch("columns", (channels * k * (tiles[0].stop - tiles[0].start) * rest,), y.dtype, xp)
     for rows in tiles:
         m = rows.stop - rows.start
         cols = buffer[:channels * k * m * rest].reshape(g, -1, m * rest)
@@ -280,7 +283,7 @@ def weight_grad(gy: Any, x: Any, geom: ConvGeometry) -> Any:
         return winograd.weight_grad3x3(batch_last(gy), batch_last(x), geom.lo)
     gyb = _contiguous(batch_last(gy))
     view = im2col_view(batch_last(x), geom)
-    parts = winograd.parallel(row_tiles(view, geom), lambda rows: _bmm(
+    parts = parallel(row_tiles(view, geom), lambda rows: _bmm(
         _by_rows(gyb, g, rows), im2col(view, geom, rows).swapaxes(-1, -2)))
     return sum(parts[1:], parts[0]).reshape((o, x.shape[1] // g) + geom.kernel)
 
@@ -298,7 +301,7 @@ class Convolution(Function):
         self.geom = geom
 
     def forward(self, x, w, b=None):
-        with winograd.cpu_threads():
+        with cpu_threads():
             return batch_first(conv_forward(x, w, self.geom, b))
 
     def backward(self, gy: Tensor):
@@ -319,7 +322,7 @@ class ConvTranspose(Function):
         self.geom = geom
 
     def forward(self, y, w, b=None):
-        with winograd.cpu_threads():
+        with cpu_threads():
             x = conv_transpose_forward(y, w, self.geom)
         if b is not None:
             x += b.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -343,7 +346,7 @@ class ConvWeightGrad(Function):
         self.geom = geom
 
     def forward(self, gy, x):
-        with winograd.cpu_threads():
+        with cpu_threads():
             return weight_grad(gy, x, self.geom)
 
     def backward(self, ggw: Tensor):

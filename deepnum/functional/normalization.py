@@ -266,9 +266,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 
 def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
                    weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
-                   momentum: float = 0.1, eps: float = 1e-5, relu: bool = False) -> Tensor:
-    """``batch_norm``, followed by ReLU when ``relu``: ``relu(batch_norm(...))`` as one op where the
-    input is batch-last (a convolution's output, see ``_fused_block``), two ops otherwise."""
+                   momentum: float = 0.1, eps: float = 1e-5, relu: bool = False,
+                   residual: Tensor | None = None) -> Tensor:
+    """``batch_norm``, plus ``residual`` if given, then ReLU when ``relu``: ``relu(batch_norm(...) +
+    residual)`` as one op where the input (and the residual) are batch-last (a convolution's output,
+    see ``_fused_block``), as separate ops otherwise."""
     _check_floating("batch_norm", input, weight=weight, bias=bias)
     shape = tuple(input.shape)
     if input.ndim < 2:
@@ -280,20 +282,28 @@ def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tens
             raise RuntimeError(f"batch_norm(): {name} should contain {channels} elements not {p.numel()} "
                                f"(input of shape {shape})")
     param_shape = (1, channels) + (1,) * (input.ndim - 2)
-    if not training:
-        if running_mean is None or running_var is None:
+    if residual is not None and (tuple(residual.shape) != shape or residual.dtype != input.dtype):
+        raise RuntimeError(f"batch_norm(): the residual of shape {tuple(residual.shape)} ({residual.dtype}) does not "
+                           f"match the input {shape} ({input.dtype})")
+    fused = residual is None or channel_rows(residual.data) is not None
+    if not training or not fused:
+        if not training and (running_mean is None or running_var is None):
             raise RuntimeError("batch_norm(): running_mean and running_var must be defined in evaluation mode")
+        if residual is not None:
+            out = batch_norm_act(input, running_mean, running_var, weight, bias, training, momentum, eps)
+            return _relu(out + residual) if relu else out + residual
         return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps, param_shape, relu)
     if momentum is None:
         raise TypeError("batch_norm(): momentum must be a number (modules turn momentum=None into 1/num_batches)")
     verify_batch_size(shape, "batch_norm(): ")
     if channel_rows(input.data) is not None:
         params = [reshape(p, (channels,)) for p in (weight, bias) if p is not None]
-        op = BatchNormRows(float(eps), weight is not None, bias is not None, relu)
-        out = op(input, *params)
+        op = BatchNormRows(float(eps), weight is not None, bias is not None, relu, residual is not None)
+        out = op(input, *([] if residual is None else [residual]), *params)
     else:
         axes = (0,) + tuple(range(2, input.ndim))
         out, op = _normalize(input, axes, axes, param_shape, weight, bias, eps)
+        out = out if residual is None else out + residual
         out = _relu(out) if relu else out
     with no_grad():
         if running_mean is not None:

@@ -45,18 +45,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from deepnum.autograd.function import Function
-from deepnum.autograd.grad_mode import is_grad_enabled
-from deepnum.backend import get_array_module
-from deepnum.functional._fused_block import AddReLU, channel_rows, relu_rows
-from deepnum.functional.conv import conv2d
+from deepnum.functional._fused_block import SubsamplePad, channel_rows
 from deepnum.functional.joining import pad
 from deepnum.models import register_model
 from deepnum.nn import init
 from deepnum.nn.modules.activation import ReLU
-from deepnum.nn.modules.batchnorm import BatchNorm2d, _BatchNorm, bn_relu
+from deepnum.nn.modules.batchnorm import BatchNorm2d, add_relu, conv_bn
 from deepnum.nn.modules.container import Sequential
-from deepnum.nn.modules.conv import Conv2d, _Conv
+from deepnum.nn.modules.conv import Conv2d
 from deepnum.nn.modules.linear import Linear
 from deepnum.nn.modules.module import Module
 from deepnum.nn.modules.normalization import GroupNorm
@@ -114,7 +110,10 @@ class BasicBlock(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(self.relu, self.residual_branch(x), identity)
+        if type(self).residual_branch is not BasicBlock.residual_branch:  # a subclass changed F (SE blocks)
+            return add_relu(self.relu, self.residual_branch(x), identity)
+        out = conv_bn(self.conv1, self.bn1, x, self.relu)
+        return conv_bn(self.conv2, self.bn2, out, self.relu, residual=identity)  # relu(bn2(conv2(out)) + identity)
 
 
 class Bottleneck(Module):
@@ -148,50 +147,11 @@ class Bottleneck(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(self.relu, self.residual_branch(x), identity)
-
-
-def _plain(*modules: Module) -> bool:
-    """No hooks on any of the modules: fusing them cannot change what anyone observes."""
-    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-
-
-def conv_bn(conv: Module, bn: Module, x: Tensor, relu: Module | None = None) -> Tensor:
-    """``bn(conv(x))``, then ``relu`` if given, computed faster where nothing observable changes:
-
-    - inference (``bn`` in eval mode, grad mode off): BN is folded into the convolution,
-      w' = w·k and b' = β + (b − μ)·k with k = γ/√(σ² + ε) per output channel (the running
-      statistics), and the ReLU is applied in place on the output: one op instead of three;
-    - otherwise BN and ReLU run as one fused op (``bn_relu``).
-    Any other module (a norm layer that is not batch norm, a hooked module) runs as written."""
-    if relu is not None and not (type(relu) is ReLU and _plain(relu)):
-        return relu(conv_bn(conv, bn, x))
-    foldable = (not is_grad_enabled() and not bn.training and isinstance(conv, _Conv) and isinstance(bn, _BatchNorm)
-                and type(conv).forward is _Conv.forward and type(bn).forward is _BatchNorm.forward
-                and conv.padding_mode == "zeros" and bn.running_mean is not None and _plain(conv, bn))
-    if not foldable:
-        return bn(conv(x)) if relu is None else bn_relu(bn, relu, conv(x))
-    xp = get_array_module(conv.weight.data)
-    k = 1 / xp.sqrt(bn.running_var.data + bn.eps)
-    if bn.weight is not None:
-        k = k * bn.weight.data
-    shift = -bn.running_mean.data if conv.bias is None else conv.bias.data - bn.running_mean.data
-    shift = shift * k + (0 if bn.bias is None else bn.bias.data)
-    w = conv.weight.data * k.reshape((-1,) + (1,) * (conv.weight.ndim - 1))
-    dtype = conv.weight.dtype
-    y = conv2d(x, Tensor._make(w.astype(dtype, copy=False)), Tensor._make(shift.astype(dtype, copy=False)),
-               conv.stride, conv.padding, conv.dilation, conv.groups)
-    if relu is not None:
-        rows = channel_rows(y.data)
-        relu_rows(rows) if rows is not None else xp.maximum(y.data, 0, out=y.data)
-    return y
-
-
-def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
-    """``relu(a + b)``, the end of a residual block, as one op when ``relu`` is a plain ReLU."""
-    if type(relu) is ReLU and _plain(relu) and a.shape == b.shape and a.dtype == b.dtype:
-        return AddReLU()(a, b)
-    return relu(a + b)
+        if type(self).residual_branch is not Bottleneck.residual_branch:
+            return add_relu(self.relu, self.residual_branch(x), identity)
+        out = conv_bn(self.conv1, self.bn1, x, self.relu)
+        out = conv_bn(self.conv2, self.bn2, out, self.relu)
+        return conv_bn(self.conv3, self.bn3, out, self.relu, residual=identity)
 
 
 def _init_weights(model: Module, zero_init_residual: bool) -> None:
@@ -315,49 +275,6 @@ class ShortcutA(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
-
-
-def _batch_last_zeros(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """Zeros of the (N, C, H, W) ``shape`` stored batch-last, (C, H, W, N)."""
-    return xp.zeros(shape[1:] + shape[:1], dtype=dtype).transpose(3, 0, 1, 2)
-
-
-class SubsamplePad(Function):
-    """y = x[:, :, ::s, ::s] with zero channels appended up to ``channels`` (option A's shortcut),
-    written batch-last like its input. Linear: its gradient is ``SubsamplePadAdjoint``."""
-
-    saves_inputs = False
-
-    def __init__(self, stride: int, channels: int) -> None:
-        self.stride, self.channels = stride, channels
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        n, c, h, w = x.shape
-        s = self.stride
-        y = _batch_last_zeros(get_array_module(x), (n, self.channels, -(-h // s), -(-w // s)), x.dtype)
-        y[:, :c] = x[:, :, ::s, ::s]
-        return y
-
-    def backward(self, gy):
-        return SubsamplePadAdjoint(self.stride, self.in_shape, self.channels)(gy)
-
-
-class SubsamplePadAdjoint(Function):
-    """gx = 0 except gx[:, :, ::s, ::s] = gy[:, :C] (the adjoint of ``SubsamplePad``)."""
-
-    saves_inputs = False
-
-    def __init__(self, stride: int, in_shape: tuple[int, ...], channels: int) -> None:
-        self.stride, self.in_shape, self.channels = stride, in_shape, channels
-
-    def forward(self, gy):
-        gx = _batch_last_zeros(get_array_module(gy), self.in_shape, gy.dtype)
-        gx[:, :, ::self.stride, ::self.stride] = gy[:, :self.in_shape[1]]
-        return gx
-
-    def backward(self, ggx):
-        return SubsamplePad(self.stride, self.channels)(ggx)
 
 
 class CifarResNet(Module):

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepnum.backend import int64
+from deepnum.autograd.grad_mode import is_grad_enabled
+from deepnum.backend import get_array_module, int64
 from deepnum.creation import empty, ones, tensor, zeros
+from deepnum.functional._fused_block import AddReLU, channel_rows, relu_channels
+from deepnum.functional.conv import conv2d
 from deepnum.functional.normalization import batch_norm_act, verify_batch_size
 from deepnum.nn import init
+from deepnum.nn.modules.activation import ReLU
+from deepnum.nn.modules.conv import _Conv
 from deepnum.nn.modules.module import Module
 from deepnum.nn.parameter import Parameter
 from deepnum.tensor import Tensor
@@ -79,9 +84,9 @@ class _BatchNorm(_NormBase):
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002
         return self.forward_act(input)
 
-    def forward_act(self, input: Tensor, relu: bool = False) -> Tensor:  # noqa: A002
-        """``forward``, then ReLU when ``relu`` (fused into one op on a convolution's output; used
-        by ``bn_relu``)."""
+    def forward_act(self, input: Tensor, relu: bool = False, residual: Tensor | None = None) -> Tensor:  # noqa: A002
+        """``forward``, plus ``residual`` if given, then ReLU when ``relu`` (one op on a convolution's
+        output; used by ``bn_relu`` and ResNet's blocks)."""
         self._check_input_dim(input)
         use_batch_stats = self.training or self.running_mean is None
         if use_batch_stats:  # before any buffer changes
@@ -93,7 +98,7 @@ class _BatchNorm(_NormBase):
                 factor = 1.0 / int(self.num_batches_tracked.item())
         update = not self.training or self.track_running_stats
         return batch_norm_act(input, self.running_mean if update else None, self.running_var if update else None,
-                              self.weight, self.bias, use_batch_stats, factor, self.eps, relu)
+                              self.weight, self.bias, use_batch_stats, factor, self.eps, relu, residual)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -115,11 +120,67 @@ class BatchNorm3d(_BatchNorm):
 
 
 def bn_relu(bn: Module, relu: Module, x: Tensor) -> Tensor:
-    """``relu(bn(x))`` with the two fused into one op (``deepnum.functional._fused_block``) when that changes nothing
-    observable: ``bn`` is a plain batch-norm layer, ``relu`` a plain ``ReLU``, neither has hooks."""
-    from deepnum.nn.modules.activation import ReLU
+    """``relu(bn(x))`` with the two fused into one op (``deepnum.functional._fused_block``) when that
+    changes nothing observable: ``bn`` is a plain batch-norm layer, ``relu`` a plain ``ReLU``,
+    neither has hooks."""
+    if _fusable(bn, relu):
+        return bn.forward_act(x, relu=True)
+    return relu(bn(x))
 
-    plain = (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward and type(relu) is ReLU
-             and not bn._forward_hooks
-             and not bn._forward_pre_hooks and not relu._forward_hooks and not relu._forward_pre_hooks)
-    return bn.forward_act(x, relu=True) if plain else relu(bn(x))
+
+def _plain(*modules: Module) -> bool:
+    """No hooks on any of the modules: fusing them cannot change what anyone observes."""
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def _fusable(bn: Module, relu: Module | None) -> bool:
+    """A plain batch-norm layer and a plain ReLU (or none), no hooks on either."""
+    return (isinstance(bn, _BatchNorm) and type(bn).forward is _BatchNorm.forward and _plain(bn)
+            and (relu is None or (type(relu) is ReLU and _plain(relu))))
+
+
+def conv_bn(conv: Module, bn: Module, x: Tensor, relu: Module | None = None,
+            residual: Tensor | None = None) -> Tensor:
+    """``bn(conv(x))``, plus ``residual`` and then ``relu`` where given, computed faster where
+    nothing observable changes:
+
+    - inference (``bn`` in eval mode, grad mode off): BN is folded into the convolution,
+      w' = w·k and b' = β + (b − μ)·k with k = γ/√(σ² + ε) per output channel (the running
+      statistics); the residual is added and the ReLU applied in place: one op instead of four;
+    - otherwise BN, the residual addition and the ReLU run as one op (``BatchNormRows``).
+    Any other module (a norm layer that is not batch norm, a hooked module) runs as written."""
+    if not _fusable(bn, relu):
+        y = bn(conv(x))
+        y = y if residual is None else (y + residual if relu is None else add_relu(relu, y, residual))
+        return y if relu is None or residual is not None else relu(y)
+    if is_grad_enabled() or bn.training or not _foldable(conv, bn):
+        return bn.forward_act(conv(x), relu=relu is not None, residual=residual)
+    xp = get_array_module(conv.weight.data)
+    k = 1 / xp.sqrt(bn.running_var.data + bn.eps)
+    if bn.weight is not None:
+        k = k * bn.weight.data
+    shift = -bn.running_mean.data if conv.bias is None else conv.bias.data - bn.running_mean.data
+    shift = shift * k + (0 if bn.bias is None else bn.bias.data)
+    w = conv.weight.data * k.reshape((-1,) + (1,) * (conv.weight.ndim - 1))
+    dtype = conv.weight.dtype
+    y = conv2d(x, Tensor._make(w.astype(dtype, copy=False)), Tensor._make(shift.astype(dtype, copy=False)),
+               conv.stride, conv.padding, conv.dilation, conv.groups)
+    if residual is not None:
+        y.data += residual.data  # no graph is recorded: y is this call's own array
+    if relu is not None:
+        rows = channel_rows(y.data)
+        relu_channels(rows) if rows is not None else xp.maximum(y.data, 0, out=y.data)
+    return y
+
+
+def _foldable(conv: Module, bn: Module) -> bool:
+    """A plain convolution (zero padding, no hooks) followed by a batch norm with running statistics."""
+    return (isinstance(conv, _Conv) and type(conv).forward is _Conv.forward and conv.padding_mode == "zeros"
+            and bn.running_mean is not None and _plain(conv))
+
+
+def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
+    """``relu(a + b)``, the end of a residual block, as one op when ``relu`` is a plain ReLU."""
+    if type(relu) is ReLU and _plain(relu) and a.shape == b.shape and a.dtype == b.dtype:
+        return AddReLU()(a, b)
+    return relu(a + b)
