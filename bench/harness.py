@@ -107,3 +107,16 @@ def compare(name: str, deepnum_step: Callable[[], object], torch_step: Callable[
     print(f"{name}: deepnum {ours_median * 1e3:.3f} ms, torch {theirs_median * 1e3:.3f} ms, "
           f"ratio deepnum/torch = {ratio:.2f}x")
     return ratio
+
+
+def classification_step(functional, model, opt, x, y) -> Callable[[], object]:
+    """One training step of a classifier, written with names both libraries share: zero_grad,
+    cross-entropy of ``model(x)`` against ``y``, backward, the optimizer's step; returns the loss."""
+    def step():
+        opt.zero_grad()
+        loss = functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from bench.harness import compare, start
+from bench.harness import classification_step, compare, start
 
 
 def _libs(name: str):
@@ -57,14 +57,7 @@ def build_lenet_step(lib_name: str, reference=None):
     x = lib.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32))
     y = lib.tensor(rng.integers(0, 10, 64))
 
-    def step():
-        opt.zero_grad()
-        loss = functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, model
+    return classification_step(functional, model, opt, x, y), model
 
 
 def build_block_step(lib_name: str, channels: int, size: int, reference=None):

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from bench.harness import compare, start
+from bench.harness import classification_step, compare, start
 from bench.layers import _libs, _same_weights
 
 BATCH, CLASSES = 128, 10
@@ -98,14 +98,7 @@ def build_vit_step(lib_name: str, reference=None, batch: int = BATCH, config: di
     x = lib.tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     y = lib.tensor(rng.integers(0, CLASSES, batch))
 
-    def step():
-        opt.zero_grad()
-        loss = functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step, model
+    return classification_step(functional, model, opt, x, y), model
 
 
 def main(argv: list[str] | None = None) -> float:

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from bench.harness import compare, start
+from bench.harness import classification_step, compare, start
 
 
 def torch_cifar_resnet(n: int = 3, num_classes: int = 10, in_chans: int = 3):
@@ -91,14 +91,7 @@ def build_train_step(lib_name: str, model, batch: int = 128):
     x = lib.tensor(rng.standard_normal((batch, 3, 32, 32)).astype(np.float32))
     y = lib.tensor(rng.integers(0, 10, batch))
 
-    def step():
-        opt.zero_grad()
-        loss = functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return classification_step(functional, model, opt, x, y)
 
 
 def build_inference_step(lib_name: str, model, batch: int = 128):
