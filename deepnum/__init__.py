@@ -37,3 +37,4 @@ def numel(input: Tensor) -> int:  # noqa: A002
 
 from deepnum import nn, optim, profiler  # noqa: E402  (as torch.nn, torch.optim, torch.profiler)
 from deepnum.io import load, save  # noqa: E402  (torch.save/torch.load; safetensors is imported on first use)
+from deepnum.io import load_torch, load_torch_checkpoint, save_torch  # noqa: E402  (.pt files, no torch needed)
