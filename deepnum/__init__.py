@@ -36,5 +36,9 @@ def numel(input: Tensor) -> int:  # noqa: A002
     return input.numel()
 
 from deepnum import nn, optim, profiler  # noqa: E402  (as torch.nn, torch.optim, torch.profiler)
+from deepnum import amp  # noqa: E402  (as torch.amp)
+from deepnum.amp import autocast  # noqa: E402  (as torch.autocast)
+from deepnum import cuda  # noqa: E402  (as torch.cuda; CuPy is imported only when asked)
 from deepnum.io import load, save  # noqa: E402  (torch.save/torch.load; safetensors is imported on first use)
 from deepnum.io import load_torch, load_torch_checkpoint, save_torch  # noqa: E402  (.pt files, no torch needed)
+from deepnum import onnx  # noqa: E402  (as torch.onnx; the onnx package is imported only when exporting)

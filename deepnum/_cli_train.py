@@ -22,6 +22,9 @@ Resuming writes into the checkpoint's own directory unless ``--output`` says oth
 Determinism: ``--seed S`` seeds the global generator (weight initialisation) with S, the shuffling
 generator with S+1 and the augmentation generator with S+2; the same seed gives the same weights,
 the same batches and the same augmented images, hence bit-identical results on one machine.
+
+``mpiexec -n N deepnum train --distributed``: data-parallel training, each process on its shard,
+rank 0 alone printing and writing (``deepnum/_cli_distributed.py``, docs/distributed.md).
 """
 from __future__ import annotations
 
@@ -45,12 +48,13 @@ from deepnum._cli_common import (
     load_split,
     model_metadata,
 )
+from deepnum._cli_distributed import parallel_run, shard_sampler
 
 # The defaults of `deepnum train` (the no-argument main job: LeNet-5 on the bundled MNIST).
 TRAIN_DEFAULTS: dict[str, Any] = {
     "model": "lenet5", "dataset": "mnist", "epochs": 20, "batch_size": 64, "optimizer": "adamw", "lr": None,
     "momentum": None, "weight_decay": None, "schedule": "onecycle", "augment": None, "seed": 0, "limit": None,
-    "data_root": None,
+    "data_root": None, "amp": False,
 }
 # Per-optimizer defaults used when --lr / --momentum / --weight-decay are not given.
 LR_DEFAULTS = {"sgd": 0.05, "adam": 5e-3, "adamw": 5e-3, "rmsprop": 1e-3, "adagrad": 0.01}
@@ -61,7 +65,7 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 # Light augmentation for image datasets: rotation up to ±10°, shifts up to 10% of the size (±2.8 px on MNIST).
 AUGMENT = {"degrees": 10.0, "translate": (0.1, 0.1)}
 _HYPER = ("model", "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule",
-          "augment", "seed", "limit", "data_root")
+          "augment", "seed", "limit", "data_root", "amp")
 _ARTIFACTS = (WEIGHTS_FILE, CONFIG_FILE, CHECKPOINT_FILE, "history.csv", "history.json", "curves.png")
 
 
@@ -79,7 +83,7 @@ def _read_run_config(checkpoint: Path) -> dict[str, Any] | None:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CLIError(f"cannot resume: {fmt_path(path)} is not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or not all(k in config for k in _HYPER):
+    if not isinstance(config, dict) or not all(k in config for k in _HYPER if k != "amp"):  # amp: added later
         raise CLIError(f"cannot resume: {fmt_path(path)} does not hold a deepnum training configuration")
     return config
 
@@ -95,7 +99,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         if saved is None:
             raise CLIError(f"cannot resume: no {CONFIG_FILE} next to {fmt_path(args.resume)}, so the run's settings "
                            "are unknown (a checkpoint written by `deepnum train` sits in its run directory)")
-        saved = {k: saved[k] for k in _HYPER}
+        saved = {k: saved.get(k, TRAIN_DEFAULTS[k]) for k in _HYPER}  # runs from before a setting existed
         clashes = [f"--{k.replace('_', '-')} {v!r} (the run used {saved[k]!r})" for k, v in explicit.items()
                    if saved[k] != v]
         if clashes:
@@ -210,6 +214,7 @@ class AugmentedLoader:
     def __init__(self, loader: Any, transform: Any) -> None:
         self.loader, self.transform = loader, transform
         self.dataset, self.batch_size = loader.dataset, loader.batch_size
+        self.sampler = loader.sampler  # fit calls sampler.set_epoch when it has one (DistributedSampler)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -230,8 +235,9 @@ def _train_subset(dataset: Any, limit: int | None, seed: int) -> Any:
     return Subset(dataset, indices.tolist())
 
 
-def build_run(config: dict[str, Any]) -> dict[str, Any]:
-    """Datasets, loaders, model, optimizer, scheduler and generators of a configuration (nothing written)."""
+def build_run(config: dict[str, Any], distributed: bool = False, device: str = "cpu") -> dict[str, Any]:
+    """Datasets, loaders, model, optimizer, scheduler and generators of a configuration (nothing written);
+    ``distributed``: the training loader reads this rank's shard (``_cli_distributed``)."""
     from deepnum.data import DataLoader
     from deepnum.models import create_model
 
@@ -241,13 +247,15 @@ def build_run(config: dict[str, Any]) -> dict[str, Any]:
     kwargs = _model_kwargs(config["model"], info)
     model = create_model(config["model"], **kwargs)
     check_model_fits(model, config["model"], config["dataset"], info)
+    model.to(device)  # before the optimizer is made; fit/evaluate move each batch to the model's device
     full_train = load_split(config["dataset"], "train", config["data_root"])
     classes = getattr(full_train, "classes", None)
     train_set = _train_subset(full_train, config["limit"], seed)
     test_set = load_split(config["dataset"], info["splits"][-1], config["data_root"])
     generators = {"shuffle": dn.Generator().manual_seed(seed + 1)}
-    train_loader: Any = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True,
-                                   generator=generators["shuffle"])
+    sampler = shard_sampler(train_set, seed) if distributed else None
+    train_loader: Any = DataLoader(train_set, batch_size=config["batch_size"], shuffle=sampler is None,
+                                   sampler=sampler, generator=generators["shuffle"])
     if config["augment"]:
         shape = info.get("input_shape")
         if shape is None or len(shape) != 3:
@@ -326,39 +334,54 @@ def _announce(config: dict[str, Any], run: dict[str, Any], out: Path) -> None:
     print(f"training {config['model']} on {config['dataset']} ({run['train_size']} train / {run['test_size']} "
           f"test samples) for {config['epochs']} epochs: {config['optimizer']} lr={config['lr']:g}, "
           f"{config['schedule']} schedule, augment={'on' if config['augment'] else 'off'}, seed {config['seed']}"
-          f" → {fmt_path(out)}", flush=True)
+          f"{', mixed precision (AMP)' if config['amp'] else ''} → {fmt_path(out)}", flush=True)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """The `train` command: validate, build, train, evaluate on the test split, save."""
     start = time.perf_counter()
+    par = parallel_run(args)  # --distributed: this rank's part; rank 0 alone prints and writes
     config = resolve_config(args)
     out = output_dir(args, config)
-    run = build_run(config)
+    device = getattr(args, "device", None) or "cpu"
+    if device == "cuda" and not dn.cuda.is_available():
+        raise CLIError("--device cuda: no usable GPU (CuPy is not installed, or it finds no CUDA device); "
+                       "install the extra with pip install 'deepnum[gpu]' on a machine with an NVIDIA GPU")
+    run = build_run(config, distributed=par.enabled, device=device)
     resume = Path(args.resume) if args.resume is not None else None
     if resume is not None:
         validate_checkpoint(resume, run)
     resuming_here = resume is not None and out.resolve() == resume.parent.resolve()
-    _prepare_dir(out, resuming_here)
+    par.barrier()
     checkpoint = out / CHECKPOINT_FILE
-    if resume is not None and not resuming_here:
-        shutil.copyfile(resume, checkpoint)
-        resume = checkpoint
     record = {**config, "model_kwargs": run["model_kwargs"], "train_size": run["train_size"],
               "test_size": run["test_size"], "status": "running"}
-    _write_json(out / CONFIG_FILE, record)
-    if not args.quiet:
+    if par.enabled:
+        record["world_size"] = par.world_size
+    if par.is_main:
+        _prepare_dir(out, resuming_here)
+        if resume is not None and not resuming_here:
+            shutil.copyfile(resume, checkpoint)
+            resume = checkpoint
+        _write_json(out / CONFIG_FILE, record)
+    if not args.quiet and par.is_main:
         _announce(config, run, out)
+        if par.enabled:
+            print(par.describe(config["batch_size"]), flush=True)
     from deepnum.train import evaluate, fit
 
     loss_fn = dn.nn.CrossEntropyLoss()
     try:
-        history = fit(run["model"], run["train_loader"], epochs=config["epochs"], optimizer=run["optimizer"],
-                      loss_fn=loss_fn, val_loader=run["test_loader"], scheduler=run["scheduler"],
-                      scheduler_interval=run["interval"], progress=False if args.quiet else None,
-                      checkpoint_path=checkpoint, resume_from=resume, generators=run["generators"])
+        history = fit(par.wrap(run["model"]), run["train_loader"], epochs=config["epochs"],
+                      optimizer=run["optimizer"], loss_fn=loss_fn,
+                      val_loader=run["test_loader"] if par.is_main else None, scheduler=run["scheduler"],
+                      scheduler_interval=run["interval"], progress=False if args.quiet or not par.is_main else None,
+                      checkpoint_path=checkpoint if par.is_main else None, resume_from=resume,
+                      generators=run["generators"], amp=config["amp"])
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, checkpoint)
+        return _interrupted(exc, checkpoint) if par.is_main else 130
+    if not par.is_main:
+        return 0
     result = evaluate(run["model"], run["test_loader"], loss_fn=loss_fn)
     lines = _save_outputs(out, run, config, history)
     seconds = time.perf_counter() - start

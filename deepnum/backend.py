@@ -41,7 +41,35 @@ def require_cupy() -> ModuleType:
     """Return the cupy module, or explain which extra installs it."""
     cp = _cupy()
     if cp is None:
-        raise RuntimeError("device 'cuda' needs CuPy: pip install 'deepnum[gpu]' (cupy-cuda12x)")
+        raise RuntimeError("device 'cuda' needs CuPy, which is not installed: pip install 'deepnum[gpu]' "
+                           "(CuPy for CUDA 12, cupy-cuda12x)")
+    return cp
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices CuPy sees; 0 without CuPy, a driver or a GPU (never raises)."""
+    cp = _cupy()
+    if cp is None:
+        return 0
+    try:
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:  # CuPy raises its CUDARuntimeError (no driver, no device) or ImportError (no libcudart)
+        return 0
+
+
+_CHECKED: list[ModuleType] = []  # the cupy module once a device was found (one runtime call, not one per copy)
+
+
+def require_cuda() -> ModuleType:
+    """The cupy module when a CUDA device is usable; otherwise say what is missing and how to get it."""
+    cp = require_cupy()
+    if _CHECKED and _CHECKED[0] is cp:
+        return cp
+    if cuda_device_count() == 0:
+        raise RuntimeError("device 'cuda' was requested but CuPy finds no CUDA device (no GPU, or no NVIDIA "
+                           "driver): use device 'cpu', or run where deepnum.cuda.is_available() is True; "
+                           "CuPy comes with pip install 'deepnum[gpu]'")
+    _CHECKED[:] = [cp]
     return cp
 
 
@@ -71,8 +99,9 @@ def to_device(array: Any, device: str) -> Any:
     device = normalize_device(device)
     if device == device_of(array):
         return array
-    cp = require_cupy()
-    return cp.asarray(array) if device == "cuda" else cp.asnumpy(array)
+    if device == "cuda":
+        return require_cuda().asarray(array)
+    return require_cupy().asnumpy(array)
 
 
 def get_default_dtype() -> np.dtype:

@@ -6,9 +6,12 @@
   deepnum models                 the registered models: family, parameter count, input shape, paper
   deepnum datasets               the datasets: sizes, shapes, whether their package is installed
   deepnum summary MODEL          the layer table of a model (``deepnum.train.summary``)
+  deepnum export RUN -o F.onnx   the saved model as an ONNX file (``_cli_export.py``)
   deepnum viz WHAT RUN ...       filters, feature maps or ViT attention rollout as a PNG (``_cli_viz.py``)
   deepnum lm [options]           train a character-level language model on Shakespeare (``_cli_lm.py``)
   deepnum generate RUN           print text sampled from a language model trained by ``deepnum lm``
+  deepnum anomaly|transfer|mae|segment|detect|caption|style|gan|dqn|ensemble
+                                 the applications from the notes (``deepnum/apps/``, ``docs/apps/``)
 
 RUN is a run directory written by ``train``, its ``model.safetensors`` or a checkpoint. ``deepnum
 train`` with no options trains LeNet-5 on the 4,000 MNIST training images (AdamW, one-cycle
@@ -80,6 +83,14 @@ def _add_train(sub: Any, models: list[str], datasets: list[str]) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the run files in an existing --output directory")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run that wrote this checkpoint")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress, only the result")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes of `mpiexec -n N deepnum train --distributed` (batch size "
+                        "per process; rank 0 alone prints and writes; docs/distributed.md)")
+    p.add_argument("--amp", action="store_true", default=None,
+                   help="mixed precision: float16 matmul/conv under autocast, loss scaling (docs/amp.md)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to train: cpu (default) or cuda, a GPU through CuPy (pip install 'deepnum[gpu]'; "
+                        "docs/gpu.md)")
 
 
 def _add_saved_model_args(p: argparse.ArgumentParser, models: list[str], datasets: list[str]) -> None:
@@ -124,13 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_positive_int, nargs="+", metavar="N",
                    help="input shape without the batch dimension (default: the model's, e.g. 1 28 28)")
     p.add_argument("--num-classes", type=_positive_int, help="number of classes (default: the builder's)")
+    from deepnum._cli_export import add_export_parser
+
+    add_export_parser(sub, models, datasets)
     from deepnum._cli_viz import add_viz_parser
 
     add_viz_parser(sub, models, datasets)
     from deepnum._cli_lm import add_lm_parsers
 
     add_lm_parsers(sub)
+    _add_apps(sub)
     return parser
+
+
+def _add_apps(sub: Any) -> None:
+    """One subcommand per application in ``deepnum.apps`` (``deepnum anomaly --help`` ...)."""
+    from deepnum.apps import available_apps
+
+    for name, module in available_apps().items():
+        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(app_run=module.run)
 
 
 # ----------------------------------------------------------------- commands
@@ -254,6 +280,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from deepnum._cli_export import run_export
+
+    return run_export(args)
+
+
 def _cmd_viz(args: argparse.Namespace) -> int:
     from deepnum._cli_viz import run_viz
 
@@ -273,7 +305,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"models": _cmd_models, "datasets": _cmd_datasets, "summary": _cmd_summary, "eval": _cmd_eval,
-             "predict": _cmd_predict, "viz": _cmd_viz, "lm": _cmd_lm,
+             "predict": _cmd_predict, "export": _cmd_export, "viz": _cmd_viz, "lm": _cmd_lm,
              "generate": _cmd_generate}
 
 
@@ -289,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from deepnum._cli_train import run_train
 
             return run_train(args)
-        return _COMMANDS[args.command](args)
+        if args.command in _COMMANDS:
+            return _COMMANDS[args.command](args)
+        return args.app_run(args)
     except CLIError as exc:
         print(f"deepnum {args.command}: error: {exc}", file=sys.stderr)
         return exc.code

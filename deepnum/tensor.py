@@ -19,8 +19,9 @@ class Tensor:
     """A multi-dimensional array that records the ops applied to it, as ``torch.Tensor``."""
 
     __slots__ = ("data", "grad", "grad_fn", "_requires_grad", "_version", "_hooks", "_retains_grad",
-                 "__weakref__")
+                 "_post_accumulate_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy scalars on the left defer to Tensor's reflected operators
+    _any_post_accumulate_hooks = False  # set once one is registered: until then backward skips the search
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: Any = None):
         array = backend.asarray(data.data if isinstance(data, Tensor) else data, dtype, device)
@@ -234,6 +235,21 @@ class Tensor:
         hooks = self._hooks
         return lambda: hooks.remove(hook) if hook in hooks else None
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable[[], None]:
+        """Call ``hook(tensor)`` on a leaf right after its ``.grad`` has received the last gradient of a
+        backward pass (as PyTorch's hook of the same name): while the rest of the backward is still to
+        run, so gradients can be sent off early (``DistributedDataParallel``). Returns a remover."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hooks = getattr(self, "_post_accumulate_hooks", None)
+        if hooks is None:
+            hooks = self._post_accumulate_hooks = []
+        hooks.append(hook)
+        Tensor._any_post_accumulate_hooks = True
+        return lambda: hooks.remove(hook) if hook in hooks else None
+
     # ----------------------------------------------------------------- in-place (outside the graph)
     def _inplace(self, name: str) -> Any:
         from deepnum.autograd.grad_mode import is_grad_enabled
@@ -287,8 +303,15 @@ class Tensor:
         return self._ufunc_("addcdiv_", "add", quotient if value == 1 else quotient * value)
 
     def lerp_(self, end: Any, weight: float) -> Tensor:
-        """self += weight · (end - self): an exponential moving average step."""
-        return self._ufunc_("lerp_", "add", (self._value(end) - self.data) * weight)
+        """self ← self + w·(end − self), an exponential moving average step, with PyTorch's formula:
+        for |w| ≥ 0.5 it is end − (end − self)·(1 − w), which gives exactly ``end`` at w = 1."""
+        diff = self._value(end) - self.data
+        if abs(weight) < 0.5:
+            return self._ufunc_("lerp_", "add", diff * weight)
+        xp = self._inplace("lerp_")
+        one = self.data.dtype.type(1)
+        xp.subtract(self._value(end), diff * (one - self.data.dtype.type(weight)), out=self.data, casting="unsafe")
+        return self
 
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 (PyTorch's names)
         return self._ufunc_("clamp_", "clip", self._value(min), self._value(max))

@@ -20,3 +20,6 @@ except ImportError:  # threadpoolctl comes with scikit-learn (the datasets extra
     threadpool_limits = None
 if threadpool_limits is not None:
     threadpool_limits(limits=1, user_api="blas")
+
+# The `device` fixture ('cpu' and 'cuda', the latter on the CuPy simulation where no GPU exists).
+from tests._device import cuda, device, fake_cupy, pytest_configure  # noqa: E402, F401

@@ -260,3 +260,16 @@ def test_op_on_tensors_of_different_devices_names_op_and_shapes():
         cpu + gpu
     with pytest.raises(RuntimeError, match=r"matmul: expected all tensors on the same device"):
         cpu @ gpu.mT
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.1, 0.49, 0.5, 0.75, 0.999, 1.0, -0.3, 1.5])
+def test_lerp_in_place_equals_torch(weight):
+    """PyTorch switches to end − (end − self)·(1 − w) for |w| ≥ 0.5, so w = 1 lands exactly on ``end``
+    (torch's kernel fuses the multiply-add, so other weights may differ in the last bit)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 4096)).astype(np.float32)
+    expected = torch.from_numpy(a.copy()).lerp_(torch.from_numpy(b), weight).numpy()
+    got = dn.tensor(a.copy()).lerp_(dn.tensor(b), weight).numpy()
+    if weight in (0.0, 1.0):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(got, expected, rtol=3e-7, atol=3e-7)

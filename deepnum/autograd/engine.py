@@ -39,7 +39,10 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Function]:
         if getattr(fn, "_freed", False):
             raise RuntimeError(_FREED.format(fn=repr(fn)))
         stack.append((fn, True))
-        for t in fn.inputs:
+        # The first input is explored first, so it finishes first and comes last in the reversed
+        # order: a side branch such as ``weight.mT`` in ``linear`` runs right after its consumer, and
+        # the weight's gradient is complete early (DistributedDataParallel sends it during backward).
+        for t in reversed(fn.inputs):
             if t.grad_fn is not None and id(t.grad_fn) not in seen:
                 stack.append((t.grad_fn, False))
     order.reverse()
@@ -95,11 +98,17 @@ def run_backward(tensors: Sequence[Tensor], grad_tensors: Sequence[Tensor | None
         else:
             entry[1] = entry[1] + g
 
+    uses = _hooked_leaf_uses(order) if wanted is None and Tensor._any_post_accumulate_hooks else {}
     with set_grad_enabled(create_graph):
         for t, g in zip(tensors, root_grads, strict=True):
             deliver(t, g)
         for fn in order:
+            leaves = [t for t in fn.inputs if id(t) in uses] if uses else ()
             _run_function(fn, pending, deliver, wanted, captured, retain_graph)
+            for t in leaves:  # a hooked leaf whose last consumer has run: its gradient is complete now
+                uses[id(t)] -= 1
+                if uses[id(t)] == 0 and id(t) in pending:
+                    _accumulate(t, pending.pop(id(t))[1], create_graph)
         for entry in pending.values():
             t, g = entry
             if t.grad_fn is not None:
@@ -108,13 +117,33 @@ def run_backward(tensors: Sequence[Tensor], grad_tensors: Sequence[Tensor | None
                 if id(t) in wanted:
                     captured[id(t)] = _apply_hooks(t, g)
                 continue
-            g = _apply_hooks(t, g)
-            if not create_graph:
-                g = g.detach()
-            t.grad = g if t.grad is None else t.grad + g
+            _accumulate(t, g, create_graph)
     if inputs is None:
         return None
     return [captured.get(id(t)) for t in inputs]
+
+
+def _hooked_leaf_uses(order: list[Function]) -> dict[int, int]:
+    """For each leaf with a post-accumulate-grad hook: how many inputs of the Functions in ``order``
+    it is. Such a leaf's gradient is complete (and accumulated at once, firing the hook) when the
+    count reaches zero, instead of at the end of the pass; other leaves are accumulated at the end."""
+    uses: dict[int, int] = {}
+    for fn in order:
+        for t in fn.inputs:
+            if t.grad_fn is None and getattr(t, "_post_accumulate_hooks", None):
+                uses[id(t)] = uses.get(id(t), 0) + 1
+    return uses
+
+
+def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
+    """A leaf's complete gradient of this pass: tensor hooks, accumulation into ``.grad``, then the
+    post-accumulate-grad hooks."""
+    g = _apply_hooks(t, g)
+    if not create_graph:
+        g = g.detach()
+    t.grad = g if t.grad is None else t.grad + g
+    for hook in getattr(t, "_post_accumulate_hooks", None) or ():
+        hook(t)
 
 
 def _run_function(fn: Function, pending: dict, deliver, wanted, captured, retain_graph: bool) -> None:

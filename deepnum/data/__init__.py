@@ -9,6 +9,7 @@ from deepnum.data.dataloader import DataLoader
 from deepnum.data.dataset import ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
 from deepnum.data.sampler import (
     BatchSampler,
+    DistributedSampler,
     RandomSampler,
     Sampler,
     SequentialSampler,
@@ -17,7 +18,8 @@ from deepnum.data.sampler import (
 )
 
 __all__ = [
-    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler",
-    "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
+    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "IterableDataset",
+    "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
+    "WeightedRandomSampler",
     "default_collate", "default_convert", "random_split",
 ]

@@ -35,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from deepnum import backend
 from deepnum.data._collate import default_collate, default_convert
 from deepnum.data.dataset import Dataset, IterableDataset
 from deepnum.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 from deepnum.random import Generator
+from deepnum.tensor import Tensor
 
 __all__ = ["DataLoader"]
 
@@ -53,15 +55,20 @@ class DataLoader:
     called once in each, ``timeout`` bounds the wait for a batch); ``prefetch=True`` (deepnum only,
     off by default) loads one batch ahead in one background thread; ``pin_memory`` is accepted and
     has no effect; ``multiprocessing_context`` must stay None; Python floats collate to the default
-    dtype (float32), not float64."""
+    dtype (float32), not float64. ``device='cuda'`` (deepnum only) moves every tensor of a batch to
+    that device as it is loaded (in the loading thread, with ``prefetch`` or workers)."""
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Sampler | Iterable | None = None, batch_sampler: Sampler | Iterable | None = None,
                  num_workers: int = 0, collate_fn: Callable[[list], Any] | None = None, pin_memory: bool = False,
                  drop_last: bool = False, timeout: float = 0, worker_init_fn: Callable[[int], None] | None = None,
                  multiprocessing_context: Any = None, generator: Generator | None = None, *,
-                 prefetch_factor: int | None = None, persistent_workers: bool = False, prefetch: bool = False) -> None:
+                 prefetch_factor: int | None = None, persistent_workers: bool = False, prefetch: bool = False,
+                 device: Any = None) -> None:
         _check_workers(num_workers, timeout, prefetch_factor, persistent_workers, multiprocessing_context)
+        device = None if device is None else backend.normalize_device(device)
+        if device == "cuda":
+            backend.require_cuda()  # no GPU: say so now, not at the first batch
         iterable = isinstance(dataset, IterableDataset)
         if iterable:
             _check_iterable(shuffle, sampler, batch_sampler, num_workers)
@@ -95,6 +102,7 @@ class DataLoader:
         self.persistent_workers = persistent_workers
         self.generator = generator
         self.prefetch = bool(prefetch)
+        self.device = device
         self._auto_collation = batch_sampler is not None or (iterable and batch_size is not None)
         self.collate_fn = collate_fn or (default_collate if self._auto_collation else default_convert)
 
@@ -116,6 +124,8 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         """A fresh pass over the data; the epoch's order is drawn here, not at the first ``next``."""
         keys, fetch = self._plan()
+        if self.device is not None:
+            fetch = _moving(fetch, self.device)
         workers = self.num_workers or (1 if self.prefetch else 0)
         if workers == 0:
             return _in_main_thread(keys, fetch)
@@ -142,6 +152,22 @@ class DataLoader:
         get_items = getattr(self.dataset, "__getitems__", None)
         samples = get_items(indices) if callable(get_items) else [self.dataset[i] for i in indices]
         return self.collate_fn(samples)
+
+
+def _moving(fetch: Callable[[Any], Any], device: str) -> Callable[[Any], Any]:
+    """``fetch`` whose batches have every tensor (in tuples, lists and dicts) moved to ``device``."""
+    def move(obj: Any) -> Any:
+        if isinstance(obj, Tensor):
+            return obj.to(device)
+        if isinstance(obj, dict):
+            return {k: move(v) for k, v in obj.items()}
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+            return type(obj)(*(move(v) for v in obj))
+        if isinstance(obj, list | tuple):
+            return type(obj)(move(v) for v in obj)
+        return obj
+
+    return lambda key: (lambda item: item if item is _END else move(item))(fetch(key))
 
 
 def _check_workers(num_workers: int, timeout: float, prefetch_factor: int | None, persistent_workers: bool,

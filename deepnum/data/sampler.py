@@ -9,6 +9,7 @@ also lets ``BatchSampler`` hand out each batch as a slice, with no per-index Pyt
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence, Sized
 from typing import Any
 
@@ -18,8 +19,8 @@ from deepnum import backend
 from deepnum.random import Generator, default_generator
 from deepnum.tensor import Tensor
 
-__all__ = ["BatchSampler", "RandomSampler", "Sampler", "SequentialSampler", "SubsetRandomSampler",
-           "WeightedRandomSampler"]
+__all__ = ["BatchSampler", "DistributedSampler", "RandomSampler", "Sampler", "SequentialSampler",
+           "SubsetRandomSampler", "WeightedRandomSampler"]
 
 
 def _rng(generator: Generator | None) -> np.random.Generator:
@@ -205,3 +206,64 @@ class BatchSampler(Sampler):
     def __len__(self) -> int:
         n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def _replica_arg(value: Any, what: str, query: str) -> int:
+    """``num_replicas``/``rank``, or the default process group's world size / rank when None."""
+    if value is None:
+        from deepnum import distributed as dist
+
+        if not dist.is_initialized():
+            raise RuntimeError(f"DistributedSampler: {what}=None needs the default process group; call "
+                               f"deepnum.distributed.init_process_group() first, or pass {what} explicitly")
+        return int(getattr(dist, query)())
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"DistributedSampler: {what} must be an int, got {value!r}")
+    return int(value)
+
+
+class DistributedSampler(_ArraySampler):
+    """Rank ``rank``'s share of ``dataset`` when ``num_replicas`` processes train on it together, as
+    ``torch.utils.data.distributed.DistributedSampler``: the epoch's order (a permutation seeded by
+    ``seed + epoch`` when ``shuffle``, else 0..n-1) is padded by repeating its start until it divides
+    evenly (or cut, with ``drop_last``), and rank r takes positions r, r + num_replicas, ... So the
+    ranks' shares are disjoint (up to the padding), cover the dataset and have equal lengths, and
+    every rank computes the same order without communicating. Call ``set_epoch(epoch)`` before each
+    epoch for a fresh shuffle. The permutation is NumPy's (``default_rng(seed + epoch)``), not
+    ``torch.randperm``'s, so the shuffled order differs from PyTorch's; the unshuffled one is equal."""
+
+    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        num_replicas = _replica_arg(num_replicas, "num_replicas", "get_world_size")
+        rank = _replica_arg(rank, "rank", "get_rank")
+        if num_replicas <= 0:
+            raise ValueError(f"DistributedSampler: num_replicas must be positive, got {num_replicas}")
+        if rank >= num_replicas or rank < 0:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.shuffle, self.drop_last = _boolean(shuffle, "shuffle"), _boolean(drop_last, "drop_last")
+        self.seed, self.epoch = int(seed), 0
+        n = len(dataset)
+        if drop_last and n % num_replicas != 0:
+            self.num_samples = math.ceil((n - num_replicas) / num_replicas)
+        else:
+            self.num_samples = math.ceil(n / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next iteration draws (the shuffle is seeded by seed + epoch)."""
+        self.epoch = int(epoch)
+
+    def _indices(self) -> np.ndarray:
+        n = len(self.dataset)
+        if self.shuffle:
+            order = np.random.default_rng(self.seed + self.epoch).permutation(n).astype(np.int64)
+        else:
+            order = np.arange(n, dtype=np.int64)
+        if not self.drop_last and self.total_size > n:
+            order = np.resize(order, self.total_size)  # repeats the order from its start
+        order = order[:self.total_size]
+        return order[self.rank:self.total_size:self.num_replicas]
+
+    def __len__(self) -> int:
+        return self.num_samples

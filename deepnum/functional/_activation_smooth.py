@@ -162,7 +162,7 @@ def gelu_float32_(z: Any, slope: Any = None, bias: Any = None) -> None:
     xp = get_array_module(z)
     rows = z.reshape(-1, z.shape[-1]) if z.ndim else z.reshape(1, 1)
     slopes = None if slope is None else slope.reshape(rows.shape)
-    per = max(1, _BLOCK // max(rows.shape[1], 1))
+    per = max(1, _BLOCK // max(rows.shape[1], 1)) if xp is np else max(rows.shape[0], 1)  # GPU: one block
     temps = [xp.empty(per * rows.shape[1], z.dtype) for _ in range(4)]
     for start in range(0, rows.shape[0], per):
         x = rows[start:start + per]
@@ -212,7 +212,7 @@ class GELU(Function):
         self.cdf = self.slope = None
         if x.dtype == np.float32:
             y = x.copy()
-            self.slope = np.empty_like(y) if self.save else None
+            self.slope = get_array_module(y).empty_like(y) if self.save else None
             gelu_float32_(y, self.slope)
             return y
         self.cdf = ndtr(x)

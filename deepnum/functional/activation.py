@@ -15,6 +15,7 @@ import math
 import warnings
 from typing import Any
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
@@ -295,6 +296,8 @@ def _dim(dim: Any, x: Tensor, name: str) -> int:
 def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """e^x / Σ e^x along ``dim``."""
     x = _floating(input)
+    if Autocast.enabled:
+        (x,) = Autocast.cast("softmax", x)
     if dtype is not None:
         x = x.to(dtype)
     if x.ndim == 0:
@@ -305,6 +308,8 @@ def softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
 def log_softmax(input: Tensor, dim: int | None = None, dtype: Any = None) -> Tensor:
     """x - logsumexp(x) along ``dim``."""
     x = _floating(input)
+    if Autocast.enabled:
+        (x,) = Autocast.cast("log_softmax", x)
     if dtype is not None:
         x = x.to(dtype)
     if x.ndim == 0:

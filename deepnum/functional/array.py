@@ -246,6 +246,9 @@ class Cast(Function):
 
     def forward(self, x):
         self.in_dtype = x.dtype
+        if self.dtype == np.float16:  # beyond ±65504 is inf, silently, as in PyTorch (GradScaler's signal)
+            with np.errstate(over="ignore"):
+                return x.astype(self.dtype)
         return x.astype(self.dtype)
 
     def backward(self, gy):

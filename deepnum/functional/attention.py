@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
+from deepnum.functional._half import is_host_half
 from deepnum.functional.activation import softmax
 from deepnum.functional.array import expand, reshape, sum_to, unsqueeze
 from deepnum.functional.dropout import _check_p, _mask
@@ -63,8 +65,8 @@ def _matmul_in_order(a: Any, b: Any, order: tuple[int, ...]) -> Any:
     heads as (N, L, heads·Ev)), which then needs no copy."""
     xp = get_array_module(a)
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    stored = xp.empty(tuple(shape[i] for i in order), dtype=np.result_type(a, b))
-    return xp.matmul(a, b, out=stored.transpose(np.argsort(order)))
+    stored = xp.empty(tuple(shape[i] for i in order), dtype=np.result_type(a.dtype, b.dtype))
+    return xp.matmul(a, b, out=stored.transpose(tuple(np.argsort(order).tolist())))
 
 
 class ScaledDotProductAttention(Function):
@@ -81,6 +83,8 @@ class ScaledDotProductAttention(Function):
         self.safe, self.need_weights, self.out_order = safe, need_weights, out_order
 
     def forward(self, q, k, v, mask=None):
+        if is_host_half(q):
+            return self._forward_half(q, k, v, mask)
         xp = get_array_module(q)
         s = (q * q.dtype.type(self.scale)) @ k.swapaxes(-1, -2)
         if mask is not None:
@@ -96,6 +100,13 @@ class ScaledDotProductAttention(Function):
         if not self.need_weights:
             return out
         return out, (pd.copy() if pd is p else pd)  # the returned weights must not alias the saved P
+
+    def _forward_half(self, *arrays):
+        """float16 on NumPy: the products and the softmax in float32 (see ``_half``), the outputs
+        and the saved probabilities rounded to float16."""
+        out = self.forward(*(None if a is None else a.astype(np.float32) for a in arrays))
+        self.p = self.p.astype(np.float16)
+        return tuple(o.astype(np.float16) for o in out) if isinstance(out, tuple) else out.astype(np.float16)
 
     def backward(self, g_out, g_weights=None):
         q, k, v = self.inputs[:3]
@@ -205,6 +216,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     ``is_causal`` masks key j > query i; ``dropout_p`` drops attention weights (always, as PyTorch:
     pass 0 in evaluation); ``scale`` defaults to 1/√E; ``enable_gqa`` repeats key/value heads
     (dim -3) to match the query heads (grouped-query attention, Ainslie et al. 2023)."""
+    if Autocast.enabled:
+        query, key, value, attn_mask = Autocast.cast("scaled_dot_product_attention", query, key, value, attn_mask)
     _check_p(dropout_p)
     _check_inputs(query, key, value, attn_mask, enable_gqa)
     if is_causal and attn_mask is not None:

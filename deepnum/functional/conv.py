@@ -23,6 +23,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.functional.array import squeeze, unsqueeze
 from deepnum.functional.conv_ops import ConvGeometry, Convolution, ConvTranspose
 from deepnum.tensor import Tensor
@@ -101,6 +102,8 @@ def _conv_padding(padding: Any, d: int, kernel: tuple[int, ...], stride: tuple[i
 
 def _conv(op: str, d: int, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,  # noqa: A002
           padding: Any, dilation: Any, groups: int) -> Tensor:
+    if Autocast.enabled:
+        input, weight, bias = Autocast.cast(op, input, weight, bias)
     batched = _batched(input, d, op)
     x = input if batched else unsqueeze(input, 0)
     _check_operands(op, x, weight, bias, groups, transposed=False)
@@ -156,6 +159,8 @@ def _transpose_geometry(op: str, x: Tensor, kernel: tuple[int, ...], stride: tup
 
 def _conv_transpose(op: str, d: int, input: Tensor, weight: Tensor, bias: Tensor | None, stride: Any,  # noqa: A002
                     padding: Any, output_padding: Any, groups: int, dilation: Any) -> Tensor:
+    if Autocast.enabled:
+        input, weight, bias = Autocast.cast(op, input, weight, bias)
     batched = _batched(input, d, op)
     x = input if batched else unsqueeze(input, 0)
     _check_operands(op, x, weight, bias, groups, transposed=True)

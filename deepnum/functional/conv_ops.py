@@ -51,6 +51,7 @@ conv_transpose and conv_transpose's is conv, so double backward works for both p
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from typing import Any
@@ -59,11 +60,12 @@ from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional import _conv_winograd as winograd
 from deepnum.functional._fused_runtime import cpu_threads, parallel, scratch, workers
+from deepnum.functional._half import gemm, is_host_half
 from deepnum.functional.reduction import sum as _sum
 from deepnum.tensor import Tensor
 
 _ALL = slice(None)
-TILE_BYTES = 4 << 20  # CPU: columns per tile of output rows (L2/L3-sized); None: everything at once
+TILE_BYTES = 2 << 20  # CPU: columns per tile of output rows, all threads together; None: everything at once
 
 
 class ConvGeometry:
@@ -91,6 +93,18 @@ class ConvGeometry:
         return (self.out == tuple(p - 2 for p in self.padded)
                 and winograd.applies(self.kernel, self.stride, self.dilation, self.groups, self.lo, self.hi,
                                      channels, out_channels))
+
+
+def _winograd(geom: ConvGeometry, a: Any, channels: int, out_channels: int) -> bool:
+    """Whether the Winograd fast path computes this convolution: float32/float64 NumPy arrays only (on
+    CuPy the single im2col GEMM is the path: one large kernel instead of many small ones)."""
+    return (get_array_module(a).__name__ == "numpy" and not is_host_half(a)
+            and geom.winograd(channels, out_channels))
+
+
+def _threads(a: Any) -> Any:
+    """The op's CPU thread budget (``cpu_threads``) for NumPy arrays; nothing to set up for CuPy's."""
+    return cpu_threads() if get_array_module(a).__name__ == "numpy" else contextlib.nullcontext()
 
 
 def batch_last(a: Any) -> Any:
@@ -200,7 +214,7 @@ def _bmm(a: Any, b: Any, out: Any = None) -> Any:
     xp = get_array_module(a)
     if a.shape[-1] == 1:
         return xp.multiply(a, b, out=out)
-    return xp.matmul(a, b, out=out)
+    return gemm(a, b, out=out)
 
 
 def conv_forward(x: Any, w: Any, geom: ConvGeometry, b: Any = None) -> Any:
@@ -210,7 +224,7 @@ def conv_forward(x: Any, w: Any, geom: ConvGeometry, b: Any = None) -> Any:
     xp = get_array_module(x)
     xb = batch_last(x)
     o, g = w.shape[0], geom.groups
-    if geom.winograd(x.shape[1], o):
+    if _winograd(geom, x, x.shape[1], o):
         return winograd.conv3x3(xb, winograd.weight_transform(w), geom.lo, geom.hi, b)
     wm = w.reshape(g, o // g, -1)
     y = xp.empty((o,) + geom.out + (x.shape[0],), dtype=x.dtype)
@@ -257,7 +271,7 @@ def conv_transpose_forward(y: Any, w: Any, geom: ConvGeometry) -> Any:
     xp = get_array_module(y)
     n, o, g = y.shape[0], y.shape[1], geom.groups
     channels = w.shape[1] * g
-    if geom.winograd(channels, o):
+    if _winograd(geom, y, channels, o):
         lo, hi = tuple(2 - p for p in geom.lo), tuple(2 - p for p in geom.hi)
         return winograd.conv3x3(batch_last(y), winograd.weight_transform(winograd.flipped(w)), lo, hi)
     yb = _contiguous(batch_last(y))
@@ -279,7 +293,7 @@ def weight_grad(gy: Any, x: Any, geom: ConvGeometry) -> Any:
     (G, O/G, rows·L) @ (G, rows·L, C/G·K), summed over the tiles (the columns are made again
     rather than kept from the forward pass: they are K times the input)."""
     o, g = gy.shape[1], geom.groups
-    if geom.winograd(x.shape[1], o):
+    if _winograd(geom, x, x.shape[1], o):
         return winograd.weight_grad3x3(batch_last(gy), batch_last(x), geom.lo)
     gyb = _contiguous(batch_last(gy))
     view = im2col_view(batch_last(x), geom)
@@ -301,7 +315,7 @@ class Convolution(Function):
         self.geom = geom
 
     def forward(self, x, w, b=None):
-        with cpu_threads():
+        with _threads(x):
             return batch_first(conv_forward(x, w, self.geom, b))
 
     def backward(self, gy: Tensor):
@@ -322,7 +336,7 @@ class ConvTranspose(Function):
         self.geom = geom
 
     def forward(self, y, w, b=None):
-        with cpu_threads():
+        with _threads(y):
             x = conv_transpose_forward(y, w, self.geom)
         if b is not None:
             x += b.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -346,7 +360,7 @@ class ConvWeightGrad(Function):
         self.geom = geom
 
     def forward(self, gy, x):
-        with cpu_threads():
+        with _threads(x):
             return weight_grad(gy, x, self.geom)
 
     def backward(self, ggw: Tensor):

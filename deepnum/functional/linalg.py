@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled
 from deepnum.backend import get_array_module
+from deepnum.functional._half import gemm
 from deepnum.functional._operands import promote
 from deepnum.functional.array import broadcast_to, reshape, squeeze, sum_to, transpose, unsqueeze
 from deepnum.functional.compare import sign
@@ -30,14 +32,14 @@ class MatMul(Function):
     """y = a @ b for inputs of at least two dimensions."""
 
     def forward(self, a, b):
-        return a @ b
+        return gemm(a, b)
 
     def backward(self, gy):
         a, b = self.inputs
         needs = self.needs_input_grad
         if not is_grad_enabled():  # no graph to record: the two products straight on the arrays
-            ga = gy.data @ b.data.swapaxes(-1, -2) if needs[0] else None
-            gb = a.data.swapaxes(-1, -2) @ gy.data if needs[1] else None
+            ga = gemm(gy.data, b.data.swapaxes(-1, -2)) if needs[0] else None
+            gb = gemm(a.data.swapaxes(-1, -2), gy.data) if needs[1] else None
             return (None if ga is None else sum_to(Tensor._make(ga), a.shape),
                     None if gb is None else sum_to(Tensor._make(gb), b.shape))
         ga = sum_to(matmul(gy, transpose(b, -1, -2)), a.shape) if needs[0] else None
@@ -48,6 +50,8 @@ class MatMul(Function):
 def matmul(input: Any, other: Any) -> Tensor:
     """Matrix product with NumPy/PyTorch rules: 1-D operands are promoted to a row (left) or a
     column (right) and the added dimension removed again; leading dimensions broadcast."""
+    if Autocast.enabled:
+        input, other = Autocast.cast("matmul", input, other)
     a, b = promote(input, other)
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes "
@@ -278,6 +282,8 @@ def norm(input: Tensor, p: float | str | None = "fro", dim: Any = None, keepdim:
          dtype: Any = None) -> Tensor:
     """``torch.norm``: the vector p-norm over ``dim`` (all elements when None) for a number p
     (2, 1, inf, -inf, 0 or any other); 'fro' is the 2-norm over at most two dims."""
+    if Autocast.enabled:
+        (input,) = Autocast.cast("norm", input)
     (x,) = promote(input)
     if dtype is not None:
         x = x.to(dtype)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional._class_loss import ClassLoss, ClassTargets, class_axis, pick
@@ -64,6 +65,8 @@ def _input(name: str, input: Any) -> Tensor:
         raise TypeError(f"{name}: expected input to be a Tensor, got {type(input).__name__}")
     if input.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating point input, got {input.dtype} of shape {tuple(input.shape)}")
+    if Autocast.enabled:
+        (input,) = Autocast.cast("loss", input)
     return input
 
 

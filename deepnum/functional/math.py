@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module
 from deepnum.functional._operands import promote, raw
@@ -403,6 +404,8 @@ class Clamp(Function):
 def _unary(cls: type, floating: bool = True):
     def op(input: Any) -> Tensor:
         (x,) = promote(input, floating=floating)
+        if Autocast.enabled:
+            (x,) = Autocast.cast(op.__name__, x)
         return cls()(x)
 
     op.__name__ = cls.__name__.lower()

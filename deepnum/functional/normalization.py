@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import is_grad_enabled, no_grad
-from deepnum.backend import get_array_module
+from deepnum.backend import device_of, get_array_module
 from deepnum.functional._fused_block import BatchNormRows, affine_rows, channel_rows
 from deepnum.functional.array import reshape
 from deepnum.functional.math import rsqrt
@@ -271,6 +272,8 @@ def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tens
     """``batch_norm``, plus ``residual`` if given, then ReLU when ``relu``: ``relu(batch_norm(...) +
     residual)`` as one op where the input (and the residual) are batch-last (a convolution's output,
     see ``_fused_block``), as separate ops otherwise."""
+    if Autocast.enabled:
+        input, weight, bias, residual = Autocast.cast("batch_norm", input, weight, bias, residual)
     _check_floating("batch_norm", input, weight=weight, bias=bias)
     shape = tuple(input.shape)
     if input.ndim < 2:
@@ -285,7 +288,7 @@ def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tens
     if residual is not None and (tuple(residual.shape) != shape or residual.dtype != input.dtype):
         raise RuntimeError(f"batch_norm(): the residual of shape {tuple(residual.shape)} ({residual.dtype}) does not "
                            f"match the input {shape} ({input.dtype})")
-    fused = residual is None or channel_rows(residual.data) is not None
+    fused = residual is None or _rows(residual.data) is not None
     if not training or not fused:
         if not training and (running_mean is None or running_var is None):
             raise RuntimeError("batch_norm(): running_mean and running_var must be defined in evaluation mode")
@@ -296,7 +299,7 @@ def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tens
     if momentum is None:
         raise TypeError("batch_norm(): momentum must be a number (modules turn momentum=None into 1/num_batches)")
     verify_batch_size(shape, "batch_norm(): ")
-    if channel_rows(input.data) is not None:
+    if _rows(input.data) is not None:
         params = [reshape(p, (channels,)) for p in (weight, bias) if p is not None]
         op = BatchNormRows(float(eps), weight is not None, bias is not None, relu, residual is not None)
         out = op(input, *([] if residual is None else [residual]), *params)
@@ -312,6 +315,12 @@ def batch_norm_act(input: Tensor, running_mean: Tensor | None, running_var: Tens
             unbiased = op.var_sum.reshape(running_var.shape) / (op.count - 1)
             running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
     return out
+
+
+def _rows(a: Any) -> Any | None:
+    """The channel rows of a batch-last NumPy array (the fused fast paths' input); None for another
+    layout or a CuPy array (on a GPU the separate ops are the path)."""
+    return channel_rows(a) if device_of(a) == "cpu" else None
 
 
 def _relu(x: Tensor) -> Tensor:
@@ -330,7 +339,7 @@ def _batch_norm_eval(x: Tensor, running_mean: Tensor, running_var: Tensor, weigh
     shift = scale * Tensor._make(-running_mean.data.astype(x.dtype, copy=False))
     if bias is not None:
         shift = shift + bias
-    if relu and not (is_grad_enabled() and x.requires_grad) and channel_rows(x.data) is not None:
+    if relu and not (is_grad_enabled() and x.requires_grad) and _rows(x.data) is not None:
         return Tensor._make(affine_rows(x.data, scale.data.reshape(-1), shift.data.reshape(-1), relu=True))
     out = ChannelAffine()(x, reshape(scale, param_shape), reshape(shift, param_shape))
     return _relu(out) if relu else out
@@ -344,7 +353,7 @@ class ChannelAffine(Function):
     def forward(self, x, a, b):
         xp = get_array_module(x)
         self.axes = tuple(i for i, n in enumerate(a.shape) if n == 1)
-        if channel_rows(x) is not None:
+        if _rows(x) is not None:
             return affine_rows(x, a.reshape(-1), b.reshape(-1), relu=False)
         y = xp.empty_like(x)
         for blk in _blocks(x):
@@ -370,6 +379,8 @@ def layer_norm(input: Tensor, normalized_shape: Any, weight: Tensor | None = Non
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Layer normalisation (Ba et al. 2016): standardise each sample over its trailing
     ``normalized_shape`` dims, then scale and shift by γ and β of that shape."""
+    if Autocast.enabled:
+        input, weight, bias = Autocast.cast("layer_norm", input, weight, bias)
     _check_floating("layer_norm", input, weight=weight, bias=bias)
     norm_shape = (int(normalized_shape),) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     shape, k = tuple(input.shape), len(norm_shape)
@@ -389,6 +400,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # 
     """Group normalisation (Wu & He 2018): split the C channels of an (N, C, *) input into
     ``num_groups`` groups, standardise each sample's group over its channels and spatial positions,
     then scale and shift per channel. One group is layer norm over (C, *); C groups is instance norm."""
+    if Autocast.enabled:
+        input, weight, bias = Autocast.cast("group_norm", input, weight, bias)
     _check_floating("group_norm", input, weight=weight, bias=bias)
     shape = tuple(input.shape)
     if input.ndim < 2:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.backend import get_array_module, int64
 from deepnum.functional._operands import promote, raw
@@ -122,6 +123,8 @@ class Sum(Function):
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (all dimensions when None). Integer and bool inputs sum to int64, as PyTorch."""
     x = _integers_to_int64(input, dtype)
+    if Autocast.enabled and dtype is None:
+        (x,) = Autocast.cast("sum", x)
     return Sum(reduce_axes("sum", dim, x), keepdim)(x)
 
 
@@ -364,6 +367,8 @@ class LogSumExp(Function):
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """log Σ exp(x) over ``dim`` (an int or a tuple), computed stably; integers give the default float."""
     (x,) = promote(input, floating=True)
+    if Autocast.enabled:
+        (x,) = Autocast.cast("logsumexp", x)
     return LogSumExp(reduce_axes("logsumexp", dim, x), keepdim)(x)
 
 
@@ -391,6 +396,8 @@ class CumSum(Function):
 def cumsum(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
     """Running sum along ``dim``; integer and bool inputs accumulate in int64, as PyTorch."""
     x = _integers_to_int64(input, dtype)
+    if Autocast.enabled and dtype is None:
+        (x,) = Autocast.cast("cumsum", x)
     return CumSum(_one_dim("cumsum", dim, x))(x)
 
 
@@ -431,6 +438,8 @@ def prod(input: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype:
     """Product over ``dim`` (all elements when None); integer and bool inputs give int64, as PyTorch.
     Gradients are exact when factors are zero (one zero or several)."""
     x = _integers_to_int64(input, dtype)
+    if Autocast.enabled and dtype is None:
+        (x,) = Autocast.cast("prod", x)
     axes = tuple(range(x.ndim)) if dim is None else _one_dim("prod", dim, x)
     return Prod(axes, keepdim and dim is not None)(x)
 

@@ -45,11 +45,12 @@ import math
 from collections import OrderedDict
 from typing import Any
 
+from deepnum.amp import autocast, is_autocast_enabled
 from deepnum.autograd.function import Function
 from deepnum.autograd.functional_api import grad as autograd_grad
 from deepnum.autograd.grad_mode import _GradMode, enable_grad, is_grad_enabled, no_grad
 from deepnum.backend import get_array_module
-from deepnum.functional.array import flatten
+from deepnum.functional.array import cast, flatten
 from deepnum.functional.joining import cat, split
 from deepnum.models import register_model
 from deepnum.models.googlenet import check_image_input, min_input_size
@@ -84,7 +85,9 @@ class SharedConcat(Function):
     def forward(self, *xs):
         end = sum(self.sizes)
         last = xs[-1]
-        if last.dtype != self.buffer.dtype:
+        if last.dtype != self.buffer.dtype and not (last.dtype.kind == "f" and self.buffer.dtype.kind == "f"
+                                                    and last.dtype.itemsize < self.buffer.dtype.itemsize):
+            # a narrower float (a float16 conv under autocast) is widened as cat's type promotion would
             raise TypeError(f"SharedConcat: a dense layer returned {last.dtype}, the block's buffer holds "
                             f"{self.buffer.dtype}; use one dtype for the input and the parameters")
         self.buffer[:, end - last.shape[1]:end] = last
@@ -92,7 +95,8 @@ class SharedConcat(Function):
 
     def backward(self, gy):
         parts = split(gy, self.sizes, 1) if len(self.sizes) > 1 else (gy,)
-        return tuple(g if need else None for g, need in zip(parts, self.needs_input_grad, strict=True))
+        return tuple((g if g.dtype == x.dtype else cast(g, x.dtype)) if need else None
+                     for g, x, need in zip(parts, self.inputs, self.needs_input_grad, strict=True))
 
 
 class RecomputedBottleneck(Function):
@@ -105,6 +109,7 @@ class RecomputedBottleneck(Function):
     def __init__(self, layer: _DenseLayer) -> None:
         self.layer = layer
         self.batch_stats = layer.norm1.training or layer.norm1.running_mean is None
+        self.autocast = is_autocast_enabled("cpu"), is_autocast_enabled("cuda")  # recompute as forward ran
 
     def forward(self, x, gamma, beta, weight):
         layer = self.layer
@@ -119,7 +124,7 @@ class RecomputedBottleneck(Function):
         leaves = [t.detach().requires_grad_(need) for t, need in zip(self.inputs, self.needs_input_grad,
                                                                       strict=True)]
         x, gamma, beta, weight = leaves
-        with enable_grad():
+        with enable_grad(), autocast("cpu", enabled=self.autocast[0]), autocast("cuda", enabled=self.autocast[1]):
             stats = (None, None) if self.batch_stats else (norm.running_mean, norm.running_var)
             z = F.batch_norm(x, *stats, gamma, beta, self.batch_stats, 0.0, norm.eps)
             z = F.conv2d(F.relu(z), weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)

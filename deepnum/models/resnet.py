@@ -266,7 +266,7 @@ class ShortcutA(Module):
         if x.ndim != 4 or x.shape[1] != self.in_planes:
             raise ValueError(f"ShortcutA({self.extra_repr()}): expected input (N, {self.in_planes}, H, W), "
                              f"got {tuple(x.shape)}")
-        if channel_rows(x.data) is not None:  # a convolution's (batch-last) output: keep its layout
+        if x.device == "cpu" and channel_rows(x.data) is not None:  # a conv's batch-last output: keep its layout
             return SubsamplePad(self.stride, self.out_planes)(x)
         if self.stride > 1:
             x = x[:, :, ::self.stride, ::self.stride]

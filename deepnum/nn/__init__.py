@@ -1,5 +1,5 @@
 """``deepnum.nn``: Module, Parameter, layers, losses and initialisers with PyTorch's names."""
-from deepnum.nn import functional, init, utils
+from deepnum.nn import functional, init, parallel, utils
 from deepnum.nn.modules.activation import *  # noqa: F403
 from deepnum.nn.modules.attention import *  # noqa: F403
 from deepnum.nn.modules.batchnorm import *  # noqa: F403

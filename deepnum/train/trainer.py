@@ -11,11 +11,14 @@ a resumable checkpoint is written (``deepnum.io.save_checkpoint``).
 
 Ctrl-C stops after the current step with a checkpoint of the exact state and raises
 ``TrainingInterrupted``; ``fit(..., resume_from=path)`` continues bit-identically (``_resume``).
+``amp=True``: the forward pass and the loss run under ``deepnum.amp.autocast`` and the backward
+pass through a ``GradScaler`` (float32 master weights; docs/amp.md); the scaler's state is checkpointed.
 Batches are ``(inputs, target)`` pairs, ``inputs`` a Tensor (or array) or a tuple of them (passed as
 ``model(*inputs)``); they are moved to the model's device.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
@@ -23,6 +26,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from deepnum.amp import GradScaler, autocast
 from deepnum.autograd.grad_mode import no_grad
 from deepnum.creation import as_tensor
 from deepnum.nn.utils.clip_grad import clip_grad_norm_
@@ -62,6 +68,14 @@ def _batch_size(inputs: tuple[Tensor, ...], target: Tensor) -> int:
 def _device(model: Any) -> str | None:
     first = next(iter(model.parameters()), None)
     return first.device if first is not None else None
+
+
+def _bare(model: Any) -> Any:
+    """The model inside a DistributedDataParallel: checkpoints hold its keys, without ``module.``,
+    so a distributed run and a single-process one resume from each other's checkpoints."""
+    from deepnum.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _make_meters(specs: Any) -> list[Metric]:
@@ -174,7 +188,7 @@ class FitState:
                  val_loader: Iterable | None = None, scheduler: Any = None, scheduler_interval: str = "epoch",
                  metrics: Any = ("accuracy",), callbacks: Sequence[Callback] = (), clip_grad_norm: float | None = None,
                  progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
-                 generators: Any = None) -> None:
+                 generators: Any = None, amp: bool = False) -> None:
         callbacks = list(callbacks)
         _check_arguments(epochs, optimizer, loss_fn, scheduler, scheduler_interval, clip_grad_norm, callbacks)
         self.model, self.train_loader, self.val_loader = model, train_loader, val_loader
@@ -190,6 +204,8 @@ class FitState:
         self._progress = Progress(progress, epochs)
         self._guard = InterruptGuard()
         self._device = _device(model)
+        self.amp = bool(amp)
+        self.scaler = GradScaler(self._device or "cpu") if self.amp else None
         try:
             self.num_batches: int | None = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
@@ -213,13 +229,15 @@ class FitState:
             "format": CHECKPOINT_FORMAT, "batch": 0 if epoch_complete else self._next_batch,
             "num_batches": self.num_batches, "history": self.history.state_dict(),
             "callbacks": [{"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks]}
+        if self.scaler is not None:
+            extra["grad_scaler"] = self.scaler.state_dict()
         if not epoch_complete:
             extra.update(meters=[m.state_dict() for m in self.meters], epoch_start_rng=self._epoch_start_rng,
                          epoch_lr=self._epoch_lr, epoch_time=time.perf_counter() - self._epoch_t0)
         directory = os.path.dirname(os.fspath(path))
         if directory:
             os.makedirs(directory, exist_ok=True)
-        save_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+        save_checkpoint(path, model=_bare(self.model), optimizer=self.optimizer, scheduler=self.scheduler,
                         epoch=self.epoch + 1 if epoch_complete else self.epoch, step=self.step,
                         generators=self.generators, extra=extra)
 
@@ -255,6 +273,9 @@ class FitState:
             m.reset()
         self._call("on_epoch_begin", epoch, {"lr": float(self.optimizer.param_groups[0]["lr"])})
         self._epoch_lr = float(self.optimizer.param_groups[0]["lr"])  # after LearningRateScheduler & co.
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: this epoch's shuffle, the same on every rank
+            sampler.set_epoch(epoch)
         start = resume["batch"] if resume is not None else 0
         self._next_batch = start
         if start:
@@ -288,12 +309,10 @@ class FitState:
         self._call("on_batch_begin", index, {"batch": index})
         inputs, target = _split_batch(batch, self._device, "fit")
         self.optimizer.zero_grad()
-        output = self.model(*inputs)
-        loss = self.loss_fn(output, target)
-        loss.backward()
-        if self.clip_grad_norm is not None:
-            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.optimizer.step()
+        with autocast(self._device or "cpu") if self.amp else contextlib.nullcontext():
+            output = self.model(*inputs)
+            loss = self.loss_fn(output, target)
+        self._backward_and_step(loss)
         self.step += 1
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
@@ -310,6 +329,25 @@ class FitState:
                 logs[m.name] = current
         self._call("on_batch_end", index, logs)
         self._progress.batch_end(logs)
+
+    def _backward_and_step(self, loss: Tensor) -> None:
+        """Backward, optional clipping, the optimizer step; with AMP through the GradScaler (which
+        skips the step when a gradient overflowed; clipping then sees the unscaled gradients)."""
+        scaler = self.scaler
+        if scaler is None:
+            loss.backward()
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # float16 overflow: the scaler skips the step
+                scaler.scale(loss).backward()
+        if self.clip_grad_norm is not None:
+            if scaler is not None:
+                scaler.unscale_(self.optimizer)
+            clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        if scaler is None:
+            self.optimizer.step()
+            return
+        scaler.step(self.optimizer)
+        scaler.update()
 
     def _end_epoch(self, epoch: int) -> None:
         logs = {m.name: _scalar(m.compute()) for m in self.meters}
@@ -357,7 +395,7 @@ class FitState:
         """Restore model, optimizer, scheduler, random states, counters, history and callback states."""
         from deepnum.io import load_checkpoint
 
-        info = load_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+        info = load_checkpoint(path, model=_bare(self.model), optimizer=self.optimizer, scheduler=self.scheduler,
                                generators=self.generators)
         extra = info["extra"] if isinstance(info["extra"], dict) else {}
         self.step = info["step"]
@@ -365,6 +403,8 @@ class FitState:
         if extra.get("format") != CHECKPOINT_FORMAT:
             return resume  # a plain checkpoint: continue at the start of its epoch
         self.history.load_state_dict(extra["history"])
+        if self.scaler is not None and extra.get("grad_scaler"):
+            self.scaler.load_state_dict(extra["grad_scaler"])
         self._load_callbacks(extra.get("callbacks", []), path)
         batch = int(extra.get("batch", 0))
         if batch:
@@ -391,7 +431,7 @@ def fit(model: Any, train_loader: Iterable, *, epochs: int, optimizer: Any, loss
         val_loader: Iterable | None = None, scheduler: Any = None, scheduler_interval: str = "epoch",
         metrics: Any = ("accuracy",), callbacks: Sequence[Callback] = (), clip_grad_norm: float | None = None,
         progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
-        resume_from: str | os.PathLike | None = None, generators: Any = None) -> History:
+        resume_from: str | os.PathLike | None = None, generators: Any = None, amp: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs (in total: a resumed run continues up to the same number)
     and return its ``History``. See the module docstring for the loop; ``metrics`` are names
     ('accuracy', 'top5', 'precision', 'recall', 'f1', 'auc'), Metric objects or functions (pass
@@ -400,7 +440,8 @@ def fit(model: Any, train_loader: Iterable, *, epochs: int, optimizer: Any, loss
     False = silent. ``checkpoint_path``: a checkpoint after every epoch and on Ctrl-C.
     ``resume_from``: continue a checkpointed run exactly where it stopped. ``generators``: further
     named ``deepnum.Generator`` s to checkpoint and restore (augmentation); the loaders' own
-    shuffling generators and the global one are always included.
+    shuffling generators and the global one are always included. ``amp``: mixed precision
+    (``deepnum.amp.autocast`` around forward and loss, a ``GradScaler`` for backward).
 
     On Ctrl-C: the current step finishes, a checkpoint is saved (with ``checkpoint_path``), a message
     says how to resume, the previous SIGINT handler is restored and ``TrainingInterrupted`` (a
@@ -408,5 +449,5 @@ def fit(model: Any, train_loader: Iterable, *, epochs: int, optimizer: Any, loss
     state = FitState(model, train_loader, epochs=epochs, optimizer=optimizer, loss_fn=loss_fn,
                      val_loader=val_loader, scheduler=scheduler, scheduler_interval=scheduler_interval,
                      metrics=metrics, callbacks=callbacks, clip_grad_norm=clip_grad_norm, progress=progress,
-                     checkpoint_path=checkpoint_path, generators=generators)
+                     checkpoint_path=checkpoint_path, generators=generators, amp=amp)
     return state.run(resume_from)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.autograd.function import Function
 from deepnum.autograd.grad_mode import _GradMode, is_grad_enabled
 from deepnum.backend import get_array_module
 from deepnum.functional._activation_smooth import _pdf, _Reuse, gelu_float32_
 from deepnum.functional._erf import ndtr
+from deepnum.functional._half import gemm
 from deepnum.functional.activation import gelu, relu
 from deepnum.functional.array import reshape
 from deepnum.functional.linalg import matmul
@@ -50,9 +52,9 @@ class FusedLinear(Function):
 
     def forward(self, x, w, b=None):
         rows = x.reshape(-1, x.shape[-1])
-        y = rows @ w.T
+        y = gemm(rows, w.T)
         if self.activation == "gelu":
-            self.slope = np.empty_like(y) if self.save else None
+            self.slope = get_array_module(y).empty_like(y) if self.save else None
             gelu_float32_(y, self.slope, b)
         else:
             if b is not None:
@@ -92,6 +94,8 @@ def fused_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activati
     """act(x Wᵀ + b) for x (..., in), W (out, in), b (out,) or None; ``activation`` in
     ``ACTIVATIONS``. Widths are not validated (callers check them); mixed dtypes (and GELU outside
     float32) take the unfused path, which follows the type promotion of the separate ops."""
+    if Autocast.enabled:
+        x, weight, bias = Autocast.cast("linear", x, weight, bias)
     same = x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
     if not same or x.ndim < 2 or (activation == "gelu" and x.dtype != np.float32):
         y = linear(x, weight, bias)

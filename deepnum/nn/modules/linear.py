@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from deepnum import functional as F
+from deepnum.autograd.autocast_state import Autocast
 from deepnum.creation import empty
 from deepnum.nn import init
 from deepnum.nn.modules.module import Module
@@ -14,6 +15,8 @@ from deepnum.tensor import Tensor
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
     """y = x Wᵀ + b with W of shape (out_features, in_features), PyTorch's layout."""
+    if Autocast.enabled:
+        input, weight, bias = Autocast.cast("linear", input, weight, bias)
     out = F.matmul(input, weight.mT if weight.ndim == 2 else weight)
     return out if bias is None else out + bias
 

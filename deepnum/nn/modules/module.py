@@ -270,11 +270,10 @@ class Module:
                     new = convert(t)
                     if new is t:
                         continue
-                    if isinstance(t, Parameter):
-                        param = Parameter(new.detach(), requires_grad=t.requires_grad)
+                    if isinstance(t, Parameter):  # in place, as PyTorch: optimizers holding it stay valid
+                        t.data = new.detach().data
                         if t.grad is not None:
-                            param.grad = convert(t.grad)
-                        table[name] = param
+                            t.grad = convert(t.grad)
                     else:
                         table[name] = new.detach()
         return self
