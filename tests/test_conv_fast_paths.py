@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 import deepnum as dn
 import deepnum.nn as nn
 from deepnum.functional import _conv_winograd as W
+from deepnum.functional import _conv_winograd4 as W4
 from deepnum.functional import _fused_runtime as R
 from deepnum.functional._fused_block import AddReLU, channel_rows
 from deepnum.nn import functional as F
@@ -272,7 +273,7 @@ def test_option_a_shortcut_on_batch_last_input_matches_torch():
     check_op(ours, (2, 3, 5, 6), torch_fn=theirs)
 
 
-def test_resnet_inference_folds_batch_norm_and_matches_torch():
+def test_resnet_inference_folds_batch_norm_and_matches_torch(monkeypatch):
     from bench.zoo import torch_cifar_resnet
     from deepnum.models.resnet import resnet20
 
@@ -292,12 +293,121 @@ def test_resnet_inference_folds_batch_norm_and_matches_torch():
     with torch.no_grad():
         ty = theirs(torch.tensor(x))
     np.testing.assert_allclose(y.data, ty.numpy(), rtol=1e-3, atol=1e-4)
+    fused = []
+    conv3x3 = W4.conv3x3
+    monkeypatch.setattr(W4, "conv3x3", lambda *a, **k: fused.append(a[5] is not None) or conv3x3(*a, **k))
+    with dn.no_grad():
+        ours(dn.tensor(x))
+    assert len(fused) == 16 and sum(fused) == 9  # every 3×3 stride-1 conv (F(4×4)); each block ends with its residual
     seen = []
     ours.layer1[0].bn1.register_forward_hook(lambda m, args, out: seen.append(out.shape))
     with dn.no_grad():
         y2 = ours(dn.tensor(x))
     assert seen == [(4, 16, 32, 32)]  # a hooked layer runs as written
     np.testing.assert_allclose(y2.data, ty.numpy(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_winograd_with_residual_and_relu_matches_torch(monkeypatch, threads):
+    """The inference end of a residual block as one op: relu(conv(x, w) + b + r), in bands of one
+    tile row spread over the threads (the calling thread takes the first share)."""
+    monkeypatch.setattr(R, "_numpy_blas", lambda: [_FakeBlas(threads)])
+    monkeypatch.setattr(W, "BAND_BYTES", 1)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 8, 6, 10)).astype(np.float32)
+    w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(12).astype(np.float32)
+    r = rng.standard_normal((5, 12, 6, 10)).astype(np.float32)
+    expected = torch.relu(TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1) + torch.tensor(r))
+    res = np.ascontiguousarray(r.transpose(1, 2, 3, 0))
+    with R.cpu_threads():
+        y = W.conv3x3(np.ascontiguousarray(x.transpose(1, 2, 3, 0)), W.weight_transform(w), (1, 1), (1, 1), b, res,
+                      relu=True)
+    assert (y >= 0).all() and (y == 0).mean() > 0.2
+    np.testing.assert_allclose(y.transpose(3, 0, 1, 2), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("size", "lo", "hi"), [((8, 12), (1, 1), (1, 1)), ((7, 9), (1, 1), (1, 1)),
+                                               ((6, 6), (0, 0), (0, 0)), ((5, 7), (2, 0), (1, 2))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_f4_matches_float64_direct_convolution(monkeypatch, size, lo, hi, threads):
+    """F(4×4, 3×3): any size (partial tiles are cropped) and padding 0-2, in bands over threads; its
+    float32 error against the float64 direct sum stays below 2e-5 of the largest output."""
+    monkeypatch.setattr(R, "_numpy_blas", lambda: [_FakeBlas(threads)])
+    monkeypatch.setattr(W4, "BAND_BYTES", 1)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 16) + size).astype(np.float32)
+    w = (rng.standard_normal((24, 16, 3, 3)) / 12).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    xt = TF.pad(torch.tensor(x, dtype=torch.float64), (lo[1], hi[1], lo[0], hi[0]))
+    expected = TF.conv2d(xt, torch.tensor(w, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)).numpy()
+    with R.cpu_threads():
+        y = W4.conv3x3(np.ascontiguousarray(x.transpose(1, 2, 3, 0)), W4.weight_transform(w), lo, hi, b)
+    assert y.dtype == np.float32 and y.flags.c_contiguous
+    error = np.abs(y.transpose(3, 0, 1, 2) - expected).max() / np.abs(expected).max()
+    assert error < 2e-5
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_winograd_f4_with_residual_and_relu_matches_torch(residual):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 8, 8, 12)).astype(np.float32)
+    w = (rng.standard_normal((8, 8, 3, 3)) / 8).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    r = rng.standard_normal((4, 8, 8, 12)).astype(np.float32) if residual else np.zeros((4, 8, 8, 12), np.float32)
+    expected = torch.relu(TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1) + torch.tensor(r))
+    y = W4.conv3x3(np.ascontiguousarray(x.transpose(1, 2, 3, 0)), W4.weight_transform(w), (1, 1), (1, 1), b,
+                   np.ascontiguousarray(r.transpose(1, 2, 3, 0)) if residual else None, relu=True)
+    assert (y == 0).mean() > 0.2
+    np.testing.assert_allclose(y.transpose(3, 0, 1, 2), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_folded_conv_fast_path_applies_only_where_it_should():
+    """``folded_conv3x3`` takes NumPy float32 3×3 stride-1 convolutions with a batch-last residual of
+    the output's shape, and hands everything else (None) to conv2d."""
+    from deepnum.functional._fused_block import folded_conv3x3
+
+    rng = np.random.default_rng(8)
+    conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+    w, b = rng.standard_normal((8, 8, 3, 3)).astype(np.float32), np.zeros(8, np.float32)
+    eye = dn.tensor(_eye(8), dtype=dn.float32)
+    x = F.conv2d(dn.tensor(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)), eye)  # batch-last
+    y = folded_conv3x3(x, w, b, conv, x, relu=True)
+    expected = torch.relu(TF.conv2d(torch.tensor(x.data), torch.tensor(w), padding=1) + torch.tensor(x.data))
+    np.testing.assert_allclose(y.data, expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert _batch_last(y)
+    nchw = folded_conv3x3(dn.tensor(np.ascontiguousarray(x.data)), w, b, conv, None, relu=False)  # any layout in
+    np.testing.assert_allclose(nchw.data, TF.conv2d(torch.tensor(x.data), torch.tensor(w), padding=1).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert folded_conv3x3(x, w.astype(np.float64), b, conv, None, relu=False) is None  # float64
+    assert folded_conv3x3(dn.tensor(x.data.astype(np.float64)), w, b, conv, None, relu=False) is None
+    assert folded_conv3x3(x, w, b, conv, dn.tensor(np.ascontiguousarray(x.data)), relu=True) is None  # NCHW residual
+    assert folded_conv3x3(x, w, b, nn.Conv2d(8, 8, 3, stride=2, padding=1), None, relu=False) is None
+    odd = F.conv2d(dn.tensor(rng.standard_normal((2, 8, 5, 6)).astype(np.float32)), eye)
+    assert folded_conv3x3(odd, w, b, conv, odd, relu=True) is None  # odd height with a residual
+    assert folded_conv3x3(odd, w, b, conv, None, relu=True) is not None
+
+
+def test_parallel_runs_the_first_share_on_the_calling_thread(monkeypatch):
+    """Shares keep their order; the caller's share sees a budget of 1 (no nested splitting), and the
+    caller's budget is back afterwards, also when a share raises."""
+    import threading
+
+    monkeypatch.setattr(R, "_numpy_blas", lambda: [_FakeBlas(2)])
+    seen = {}
+
+    def body(job):
+        seen[job] = (threading.current_thread() is threading.main_thread(), R.workers())
+        return job * 10
+
+    with R.cpu_threads():
+        assert R.parallel(list(range(5)), body) == [0, 10, 20, 30, 40]
+        assert R.workers() == 2
+        with pytest.raises(ValueError, match="job 1"):
+            R.parallel([0, 1, 2, 3], lambda j: (_ for _ in ()).throw(ValueError(f"job {j}")) if j in (1, 3) else j)
+        assert R.workers() == 2
+    assert [seen[j][0] for j in range(5)] == [True, True, False, False, False]
+    assert all(count == 1 for _, count in seen.values())
 
 
 # ----------------------------------------------------------------------------- max pooling

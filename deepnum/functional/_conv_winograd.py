@@ -11,7 +11,8 @@ of 36 multiplications: Y = Aᵀ[U ⊙ V]A with U = G g Gᵀ and V = Bᵀ d B. Su
 each of the 16 tile positions ξ is one matrix product, M_ξ = U_ξ (O×C) @ V_ξ (C×tiles): the
 convolution becomes 16 GEMMs with 4/9 of the direct method's multiply-adds, plus transforms
 that are whole-array additions. The rounding error stays at the level of the direct sum (the
-transforms only add and halve); F(4×4, 3×3) would save more multiplications but loses ~10× accuracy.
+transforms only add and halve). F(4×4, 3×3) saves more multiplications but is 10–20× less accurate:
+it serves inference only (``_conv_winograd4``), and training keeps this one.
 
 Layout. Arrays are batch-last, (C, H, W, N) (see ``conv_ops``): the padded input is first copied
 into its four polyphase planes, ``xq[c, ph, pw, i, j] = x_pad[c, 2i + ph, 2j + pw]``, so every
@@ -136,9 +137,13 @@ def input_transform(xq: Any, i0: int, b: int, rows: Any, v: Any) -> Any:
     return v.reshape(16, v.shape[2], -1)
 
 
-def conv3x3(x: Any, u: Any, lo: tuple[int, int], hi: tuple[int, int], bias: Any = None) -> Any:
-    """y = conv(x, w) + bias for a batch-last x (C, H, W, N) and U = weight_transform(w) (16, O, C):
-    per band of tile rows, transform the input, 16 GEMMs (one batched matmul), transform back.
+def conv3x3(x: Any, u: Any, lo: tuple[int, int], hi: tuple[int, int], bias: Any = None, residual: Any = None,
+            relu: bool = False) -> Any:
+    """y = conv(x, w) + bias (+ residual) (then max(y, 0) if ``relu``) for a batch-last x (C, H, W, N)
+    and U = weight_transform(w) (16, O, C): per band of tile rows, transform the input, 16 GEMMs (one
+    batched matmul), transform back; the residual (O, OH, OW, N), contiguous, and the ReLU are
+    applied to the band while it is in cache (the end of an inference-mode residual block, with its
+    batch norm folded into w and bias). OH and OW must be even when a residual is given.
     Returns y (O, OH, OW, N), contiguous."""
     xp = get_array_module(x)
     c, h, w, n = x.shape
@@ -147,6 +152,7 @@ def conv3x3(x: Any, u: Any, lo: tuple[int, int], hi: tuple[int, int], bias: Any 
     th, tw = -(-oh // 2), -(-ow // 2)
     xq = polyphase(x, lo, th + 1, tw + 1)
     y6 = xp.empty((o, th, 2, tw, 2, n), dtype=x.dtype)  # (O, OH, OW, N) with each dim split as (tile, parity)
+    r6 = None if residual is None else residual.reshape(y6.shape)
     b = _bands(th, 16 * max(c, o) * tw * n * x.itemsize)
 
     def band(i0: int, k: int) -> None:
@@ -155,15 +161,28 @@ def conv3x3(x: Any, u: Any, lo: tuple[int, int], hi: tuple[int, int], bias: Any 
         mk = xp.matmul(u, vk, out=scratch("m", (16, o, b * tw * n), x.dtype, xp)[:, :, :k * tw * n])
         if bias is not None:
             mk[5] += bias[:, None]  # ξ = (1, 1) enters every output of the tile with weight 1
-        mk = mk.reshape(4, 4, o, k, tw, n)
-        hk = scratch("half", (2, 4, o, b, tw, n), x.dtype, xp)[:, :, :, :k]
-        _at(mk[0], mk[1], mk[2], mk[3], hk[0], hk[1])  # along H: output rows 2i, 2i+1
-        out = y6[:, i0:i0 + k].transpose(4, 2, 0, 1, 3, 5)  # (column parity, row parity, O, k, tw, N)
-        _at(hk[:, 0], hk[:, 1], hk[:, 2], hk[:, 3], out[0], out[1])  # along W, into y
+        out = y6[:, i0:i0 + k]
+        _output_transform(mk.reshape(4, 4, o, k, tw, n), out, xp)
+        if r6 is not None:
+            out += r6[:, i0:i0 + k]
+        if relu:
+            xp.maximum(out, xp.zeros(n, dtype=out.dtype), out=out)  # against a zero row: NumPy's fast loop
 
     each_band(th, b, band)
     y = y6.reshape(o, 2 * th, 2 * tw, n)
     return y if (oh, ow) == (2 * th, 2 * tw) else xp.ascontiguousarray(y[:, :oh, :ow])
+
+
+def _output_transform(m: Any, out: Any, xp: Any) -> None:
+    """Y = Aᵀ M A of a band, m (4, 4, O, k, tw, N) → out (O, k, 2, tw, 2, N): along H into a work
+    array, along W into a second one (contiguous writes), then one interleaving copy into ``out``
+    (writing the two column parities straight into ``out`` makes every pass strided: ~1.2× slower)."""
+    o, k, tw, n = m.shape[2:]
+    half = scratch("half", (2, 4, o, k, tw, n), m.dtype, xp)
+    _at(m[0], m[1], m[2], m[3], half[0], half[1])  # along H: output rows 2i, 2i+1
+    t = scratch("columns", (2, 2, o, k, tw, n), m.dtype, xp)  # (column parity, row parity, O, k, tw, N)
+    _at(half[:, 0], half[:, 1], half[:, 2], half[:, 3], t[0], t[1])  # along W
+    out.transpose(4, 2, 0, 1, 3, 5)[...] = t
 
 
 def weight_grad3x3(gy: Any, x: Any, lo: tuple[int, int]) -> Any:

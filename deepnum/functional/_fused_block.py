@@ -297,3 +297,56 @@ class SubsamplePadAdjoint(Function):
 
     def backward(self, ggx):
         return SubsamplePad(self.stride, self.channels)(ggx)
+
+
+def folded_conv3x3(x: Tensor, w: Any, b: Any, conv: Any, residual: Tensor | None, relu: bool) -> Tensor | None:
+    """relu(conv(x, w) + b + residual) of an inference-mode block whose batch norm is folded into
+    (w, b), as ONE op (``FoldedConv3x3``), or None when that fast path does not apply: NumPy float32
+    only (no autocast), a plain 3×3 stride-1 convolution, a batch-last residual of the output's
+    shape and even output sizes. Only for grad mode off: the op has no backward."""
+    from deepnum.autograd.autocast_state import Autocast
+    from deepnum.functional import _conv_winograd as winograd
+
+    xd = x.data
+    xp = get_array_module(xd)
+    padding = conv.padding
+    if (Autocast.enabled or xp.__name__ != "numpy" or xd.dtype != xp.float32 or w.dtype != xp.float32
+            or xd.ndim != 4 or w.ndim != 4 or xd.shape[1] != w.shape[1]  # anything conv2d would reject: it raises
+            or not isinstance(padding, tuple) or len(padding) != 2 or conv.padding_mode != "zeros"
+            or not winograd.applies(tuple(w.shape[2:]), tuple(conv.stride), tuple(conv.dilation), conv.groups,
+                                    padding, padding, xd.shape[1], w.shape[0])):
+        return None
+    out = (w.shape[0],) + tuple(s + 2 * p - 2 for s, p in zip(xd.shape[2:], padding)) + (xd.shape[0],)
+    if residual is None:
+        return FoldedConv3x3(padding, relu)(x, Tensor._make(w), Tensor._make(b))
+    res = residual.data.transpose(1, 2, 3, 0)
+    if (get_array_module(res) is not xp or res.dtype != xd.dtype or res.shape != out
+            or not res.flags.c_contiguous or out[1] % 2 or out[2] % 2):
+        return None
+    return FoldedConv3x3(padding, relu)(x, Tensor._make(w), Tensor._make(b), residual)
+
+
+class FoldedConv3x3(Function):
+    """y = relu(conv(x, w) + b (+ r)) for a 3×3 stride-1 convolution in inference, batch-last in
+    and out; the residual r and the ReLU are applied to each band of the output while it is in
+    cache, on the op's threads. F(4×4, 3×3) (``_conv_winograd4``: 56% of F(2×2)'s products, less
+    accurate) when the output's height and width are multiples of 4, else F(2×2, 3×3). A Function
+    so that profilers and tracers see it; it has no backward (grad mode is off where it is used)."""
+
+    saves_inputs = False
+
+    def __init__(self, padding: tuple[int, int], relu: bool) -> None:
+        self.padding, self.relu = padding, relu
+
+    def forward(self, x, w, b, r=None):
+        from deepnum.functional import _conv_winograd as winograd
+        from deepnum.functional import _conv_winograd4 as winograd4
+
+        xb, rb = x.transpose(1, 2, 3, 0), None if r is None else r.transpose(1, 2, 3, 0)
+        pad = self.padding
+        with cpu_threads():
+            if (xb.shape[1] + 2 * pad[0] - 2) % 4 == 0 and (xb.shape[2] + 2 * pad[1] - 2) % 4 == 0:
+                y = winograd4.conv3x3(xb, winograd4.weight_transform(w), pad, pad, b, rb, self.relu)
+            else:
+                y = winograd.conv3x3(xb, winograd.weight_transform(w), pad, pad, b, rb, self.relu)
+        return y.transpose(3, 0, 1, 2)

@@ -24,7 +24,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -109,13 +109,23 @@ def channel_shares(channels: int) -> list[slice]:
 
 def parallel(jobs: list, body: Any) -> list:
     """[body(job) for job in jobs], the jobs split into contiguous shares over the threads of the
-    enclosing ``cpu_threads`` (in order, on the calling thread, when there is one). Each thread has
-    its own ``scratch`` buffers; the bodies must write disjoint parts of any shared output."""
+    enclosing ``cpu_threads``: the first share on the calling thread, the others on T − 1 pool
+    threads (all in order on the calling thread when T = 1). Each thread has its own ``scratch``
+    buffers (the calling thread's work buffers serve its share: one set fewer than a pool of T);
+    the bodies must write disjoint parts of any shared output and must not hold a tag that the
+    calling thread holds around the call."""
     count = min(workers(), len(jobs))
     if count <= 1:
         return [body(job) for job in jobs]
-    pool = _POOLS.get(count)
+    pool = _POOLS.get(count - 1)
     if pool is None:
-        pool = _POOLS[count] = ThreadPoolExecutor(count, thread_name_prefix="deepnum")
+        pool = _POOLS[count - 1] = ThreadPoolExecutor(count - 1, thread_name_prefix="deepnum")
     shares = [jobs[i * len(jobs) // count:(i + 1) * len(jobs) // count] for i in range(count)]
-    return [r for share in pool.map(lambda share: [body(job) for job in share], shares) for r in share]
+    futures = [pool.submit(lambda share: [body(job) for job in share], share) for share in shares[1:]]
+    saved, _STATE.workers = getattr(_STATE, "workers", 0), 1  # the caller's share runs as a worker's would
+    try:
+        first = [body(job) for job in shares[0]]
+    finally:
+        _STATE.workers = saved
+        wait(futures)  # no share outlives the call, even when the caller's raised
+    return first + [r for future in futures for r in future.result()]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from deepnum.autograd.grad_mode import is_grad_enabled
-from deepnum.backend import get_array_module, int64
+from deepnum.backend import device_of, get_array_module, int64
 from deepnum.creation import empty, ones, tensor, zeros
-from deepnum.functional._fused_block import AddReLU, channel_rows, relu_channels
+from deepnum.functional._fused_block import AddReLU, channel_rows, folded_conv3x3, relu_channels
 from deepnum.functional.conv import conv2d
 from deepnum.functional.normalization import batch_norm_act, verify_batch_size
 from deepnum.nn import init
@@ -146,7 +146,8 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, relu: Module | None = None,
 
     - inference (``bn`` in eval mode, grad mode off): BN is folded into the convolution,
       w' = w·k and b' = β + (b − μ)·k with k = γ/√(σ² + ε) per output channel (the running
-      statistics); the residual is added and the ReLU applied in place: one op instead of four;
+      statistics); the residual is added and the ReLU applied in place: one op instead of four
+      (for float32 3×3 stride-1 convolutions one Winograd op, ``_fused_block.FoldedConv3x3``);
     - otherwise BN, the residual addition and the ReLU run as one op (``BatchNormRows``).
     Any other module (a norm layer that is not batch norm, a hooked module) runs as written."""
     if not _fusable(bn, relu):
@@ -163,12 +164,15 @@ def conv_bn(conv: Module, bn: Module, x: Tensor, relu: Module | None = None,
     shift = shift * k + (0 if bn.bias is None else bn.bias.data)
     w = conv.weight.data * k.reshape((-1,) + (1,) * (conv.weight.ndim - 1))
     dtype = conv.weight.dtype
-    y = conv2d(x, Tensor._make(w.astype(dtype, copy=False)), Tensor._make(shift.astype(dtype, copy=False)),
-               conv.stride, conv.padding, conv.dilation, conv.groups)
+    w, shift = w.astype(dtype, copy=False), shift.astype(dtype, copy=False)
+    y = folded_conv3x3(x, w, shift, conv, residual, relu is not None) if x.device == "cpu" else None  # NumPy
+    if y is not None:
+        return y
+    y = conv2d(x, Tensor._make(w), Tensor._make(shift), conv.stride, conv.padding, conv.dilation, conv.groups)
     if residual is not None:
         y.data += residual.data  # no graph is recorded: y is this call's own array
     if relu is not None:
-        rows = channel_rows(y.data)
+        rows = channel_rows(y.data) if device_of(y.data) == "cpu" else None  # fused: NumPy only
         relu_channels(rows) if rows is not None else xp.maximum(y.data, 0, out=y.data)
     return y
 
@@ -181,6 +185,7 @@ def _foldable(conv: Module, bn: Module) -> bool:
 
 def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
     """``relu(a + b)``, the end of a residual block, as one op when ``relu`` is a plain ReLU."""
-    if type(relu) is ReLU and _plain(relu) and a.shape == b.shape and a.dtype == b.dtype:
+    if (type(relu) is ReLU and _plain(relu) and a.shape == b.shape and a.dtype == b.dtype
+            and a.device == b.device == "cpu"):  # the fused op is for NumPy arrays
         return AddReLU()(a, b)
     return relu(a + b)
