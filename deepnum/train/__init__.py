@@ -7,12 +7,13 @@ submodules ``deepnum.train.callbacks`` and ``deepnum.train.metrics``.
 """
 from deepnum.train import callbacks, metrics
 from deepnum.train._resume import TrainingInterrupted
+from deepnum.train.ensemble import Ensemble
 from deepnum.train.history import History
 from deepnum.train.plots import plot_confusion_matrix, plot_history
 from deepnum.train.summary import LayerSummary, ModelSummary, summary
 from deepnum.train.trainer import FitState, evaluate, fit
 
 __all__ = [
-    "FitState", "History", "LayerSummary", "ModelSummary", "TrainingInterrupted", "callbacks", "evaluate", "fit",
-    "metrics", "plot_confusion_matrix", "plot_history", "summary",
+    "Ensemble", "FitState", "History", "LayerSummary", "ModelSummary", "TrainingInterrupted", "callbacks", "evaluate",
+    "fit", "metrics", "plot_confusion_matrix", "plot_history", "summary",
 ]
