@@ -6,15 +6,7 @@ import textwrap
 
 import numpy as np
 
-
-def _save(fig: object, path: str | os.PathLike) -> None:
-    import matplotlib.pyplot as plt
-
-    path = os.fspath(path)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)   # type: ignore[attr-defined]
-    plt.close(fig)   # type: ignore[arg-type]
-    os.replace(tmp, path)
+from deepnum.apps._common import save_png
 
 
 def plot_captions(images: np.ndarray, references: list[list[str]], captions: list[list[str]],
@@ -38,7 +30,7 @@ def plot_captions(images: np.ndarray, references: list[list[str]], captions: lis
             title += "\n(true: " + " ".join(ref) + ")"
         ax.set_title(title, fontsize=9, color="darkgreen" if ok else "firebrick")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_loss(losses: list[float], exact: list[float], path: str | os.PathLike) -> None:
@@ -60,4 +52,4 @@ def plot_loss(losses: list[float], exact: list[float], path: str | os.PathLike) 
     right.set_ylim(0, 1)
     ax.set_title("captioner: teacher forcing")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)

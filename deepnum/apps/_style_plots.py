@@ -5,15 +5,7 @@ import os
 
 import numpy as np
 
-
-def _save(fig: object, path: str | os.PathLike) -> None:
-    import matplotlib.pyplot as plt
-
-    path = os.fspath(path)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)   # type: ignore[attr-defined]
-    plt.close(fig)   # type: ignore[arg-type]
-    os.replace(tmp, path)
+from deepnum.apps._common import save_png
 
 
 def plot_losses(history: dict[str, list[float]], path: str | os.PathLike) -> None:
@@ -36,7 +28,7 @@ def plot_losses(history: dict[str, list[float]], path: str | os.PathLike) -> Non
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_panel(content: np.ndarray, style: np.ndarray, snapshots: dict[int, np.ndarray], path: str | os.PathLike
@@ -54,4 +46,4 @@ def plot_panel(content: np.ndarray, style: np.ndarray, snapshots: dict[int, np.n
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.apps._common import add_canvas_arguments, check_canvas_args
 from deepnum.apps._detection_metrics import mean_average_precision
 from deepnum.apps._detection_yolo import TinyYOLO, decode, encode_targets, yolo_loss
 
@@ -33,18 +34,8 @@ example: deepnum detect --epochs 15 --output runs/detect"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``deepnum detect``."""
-    parser.add_argument("--output", default="runs/detect", help="output folder (default: runs/detect)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of data, initialisation and shuffling")
-    parser.add_argument("--train-canvases", type=int, default=3000, help="training canvases (train digits)")
-    parser.add_argument("--test-canvases", type=int, default=500, help="held-out canvases (test digits)")
-    parser.add_argument("--size", type=int, default=64, help="canvas side in pixels, a multiple of 8")
-    parser.add_argument("--digits", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"),
-                        help="digits per canvas (default: 1 3)")
-    parser.add_argument("--pretrain-epochs", type=int, default=5,
-                        help="epochs of backbone pre-training as a digit classifier (0: from scratch)")
-    parser.add_argument("--epochs", type=int, default=15, help="detector training epochs")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-annealed)")
+    add_canvas_arguments(parser, "detect", "epochs of backbone pre-training as a digit classifier (0: from scratch)",
+                         "detector")
     parser.add_argument("--draw-threshold", type=float, default=0.5, help="score of the boxes drawn in the PNG")
 
 
@@ -110,21 +101,13 @@ def draw_detections(images: np.ndarray, detections: list, path: str, threshold: 
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if args.size % 8:
-        raise ValueError(f"deepnum detect: --size must be a multiple of 8 (the detector's stride), got {args.size}")
-    for name in ("train_canvases", "test_canvases", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"deepnum detect: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-
-
 def detect(args: argparse.Namespace) -> dict[str, Any]:
     """The whole run of ``deepnum detect``; returns the results (also written to results.json)."""
     import deepnum as dn
     from deepnum.apps.canvas import load_canvas_split
     from deepnum.apps.segmentation import _write_json, train_classifier
 
-    _check_args(args)
+    check_canvas_args(args, "detect", "detector")
     os.makedirs(args.output, exist_ok=True)
     start = time.time()
     digits = tuple(args.digits)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from deepnum.apps._common import add_canvas_arguments, check_canvas_args
 from deepnum.apps._segmentation_fcn import FCN, DigitClassifier, convolutionalize
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "confusion_matrix", "iou_from_confusion", "predict_masks",
@@ -38,18 +39,8 @@ CLASS_NAMES = ["background"] + [str(d) for d in range(10)]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``deepnum segment``."""
-    parser.add_argument("--output", default="runs/segment", help="output folder (default: runs/segment)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of data, initialisation and shuffling")
-    parser.add_argument("--train-canvases", type=int, default=3000, help="training canvases (train digits)")
-    parser.add_argument("--test-canvases", type=int, default=500, help="held-out canvases (test digits)")
-    parser.add_argument("--size", type=int, default=64, help="canvas side in pixels, a multiple of 8")
-    parser.add_argument("--digits", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"),
-                        help="digits per canvas (default: 1 3)")
-    parser.add_argument("--pretrain-epochs", type=int, default=5,
-                        help="epochs of the digit classifier on 28x28 digits (0: the FCN starts from scratch)")
-    parser.add_argument("--epochs", type=int, default=15, help="FCN training epochs")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine-annealed)")
+    add_canvas_arguments(parser, "segment",
+                         "epochs of the digit classifier on 28x28 digits (0: the FCN starts from scratch)", "FCN")
 
 
 def _loader(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> Any:
@@ -190,20 +181,12 @@ def _write_json(path: str, payload: dict) -> None:
     atomic_write(path, write)
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    if args.size % 8:
-        raise ValueError(f"deepnum segment: --size must be a multiple of 8 (the FCN's stride), got {args.size}")
-    for name in ("train_canvases", "test_canvases", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"deepnum segment: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-
-
 def segment(args: argparse.Namespace) -> dict[str, Any]:
     """The whole run of ``deepnum segment``; returns the results (also written to results.json)."""
     import deepnum as dn
     from deepnum.apps.canvas import load_canvas_split
 
-    _check_args(args)
+    check_canvas_args(args, "segment", "FCN")
     os.makedirs(args.output, exist_ok=True)
     start = time.time()
     digits = tuple(args.digits)
