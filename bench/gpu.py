@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.harness import measure, time_per_iteration
+from bench.harness import classification_step, measure, time_per_iteration
 
 
 def _torch_cuda() -> bool:
@@ -57,13 +57,7 @@ def build_steps(batch: int, with_torch: bool) -> tuple[Callable, Callable | None
     y_host = rng.integers(0, 10, batch)
     x, y = dn.tensor(x_host, device="cuda"), dn.tensor(y_host, device="cuda")
 
-    def ours() -> object:
-        opt.zero_grad()
-        loss = dn.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    ours = classification_step(dn.nn.functional, model, opt, x, y)
     first_ours = float(ours().item())
     theirs, first_theirs = None, None
     if with_torch:
@@ -74,14 +68,7 @@ def build_steps(batch: int, with_torch: bool) -> tuple[Callable, Callable | None
         twin.to("cuda").train()
         topt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
         tx, ty = torch.tensor(x_host, device="cuda"), torch.tensor(y_host, device="cuda")
-
-        def theirs_step() -> object:
-            topt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(twin(tx), ty)
-            loss.backward()
-            topt.step()
-            return loss
-
+        theirs_step = classification_step(torch.nn.functional, twin, topt, tx, ty)
         first_theirs = float(theirs_step().item())
         theirs = _synchronized(theirs_step, torch.cuda.synchronize)
     return _synchronized(ours, dn.cuda.synchronize), theirs, first_ours, first_theirs

@@ -127,17 +127,20 @@ class _Recorder:
             row = self.rows[key] = KeyAverage(name, kind, shapes)
         return row
 
+    def _op_row(self, fn: Any, inputs: tuple) -> Any:
+        """The row of ``fn``'s op: one per Function class, or per (class, input shapes) with ``record_shapes``."""
+        cls = type(fn)
+        if self.record_shapes:
+            shapes = tuple(tuple(t.shape) for t in inputs)
+            return self._row((cls, shapes), "op", cls.__name__, shapes)
+        return self.rows.get(cls) or self._row(cls, "op", cls.__name__, ())
+
     def forward_done(self, fn: Any, inputs: tuple, results: tuple, token: tuple[int, int] | None) -> None:
         if token is None:
             return
         nbytes = _allocated(results, inputs)
         elapsed, own, _ = self._close(token, nbytes)
-        cls = type(fn)
-        if self.record_shapes:
-            shapes = tuple(tuple(t.shape) for t in inputs)
-            row = self._row((cls, shapes), "op", cls.__name__, shapes)
-        else:
-            row = self.rows.get(cls) or self._row(cls, "op", cls.__name__, ())
+        row = self._op_row(fn, inputs)
         row.count += 1
         row.forward_ns += elapsed
         row.forward_self_ns += own
@@ -148,12 +151,7 @@ class _Recorder:
             return
         nbytes = _allocated(grads, tuple(grad_outputs))
         elapsed, own, _ = self._close(token, nbytes)
-        cls = type(fn)
-        if self.record_shapes:
-            shapes = tuple(tuple(t.shape) for t in fn.inputs)
-            row = self._row((cls, shapes), "op", cls.__name__, shapes)
-        else:
-            row = self.rows.get(cls) or self._row(cls, "op", cls.__name__, ())
+        row = self._op_row(fn, fn.inputs)
         row.backward_count += 1
         row.backward_ns += elapsed
         row.backward_self_ns += own

@@ -39,19 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draw-threshold", type=float, default=0.5, help="score of the boxes drawn in the PNG")
 
 
-def train_detector(model: TinyYOLO, images: np.ndarray, target: np.ndarray, *, epochs: int, batch_size: int = 32,
-                   lr: float = 2e-3, seed: int = 0, progress: bool | None = False) -> Any:
-    """Train on ``encode_targets`` targets with Adam and a cosine schedule; returns the History
-    (``progress`` as in ``fit``: None = one line per epoch)."""
-    import deepnum as dn
-    from deepnum.apps.segmentation import _loader
-    from deepnum.train import fit
+def train_detector(model: TinyYOLO, images: np.ndarray, target: np.ndarray, **options: Any) -> Any:
+    """Train on ``encode_targets`` targets with the YOLO loss (``train_adam_cosine``'s options: epochs,
+    batch_size, lr, seed, progress); returns the History."""
+    from deepnum.apps.segmentation import train_adam_cosine
 
-    dn.manual_seed(seed)
-    opt = dn.optim.Adam(model.parameters(), lr=lr)
-    sched = dn.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    return fit(model, _loader(images, target, batch_size, True, seed), epochs=epochs, optimizer=opt,
-               loss_fn=yolo_loss, scheduler=sched, metrics=(), progress=progress)
+    return train_adam_cosine(model, images, target, yolo_loss, **options)
 
 
 def predict(model: TinyYOLO, images: np.ndarray, batch_size: int = 100,

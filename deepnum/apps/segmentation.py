@@ -89,18 +89,26 @@ def check_convolutionalization(classifier: DigitClassifier, canvas: np.ndarray) 
             "map_shape_28x28": list(mapped.shape), "score_map_shape": list(score_map.shape)}
 
 
-def train_fcn(model: FCN, images: np.ndarray, masks: np.ndarray, *, epochs: int, batch_size: int = 32,
-              lr: float = 2e-3, seed: int = 0, progress: bool | None = False) -> Any:
-    """Per-pixel cross-entropy training with Adam and a cosine learning-rate schedule; returns the History
-    (``progress`` as in ``fit``: None = one line per epoch)."""
+def train_adam_cosine(model: Any, images: np.ndarray, targets: np.ndarray, loss_fn: Any, *, epochs: int,
+                      batch_size: int = 32, lr: float = 2e-3, seed: int = 0, progress: bool | None = False) -> Any:
+    """Train a canvas model (the FCN, the detector) with Adam and a cosine learning-rate schedule on
+    shuffled (image, target) batches; returns the History (``progress`` as in ``fit``: None = one
+    line per epoch)."""
     import deepnum as dn
     from deepnum.train import fit
 
     dn.manual_seed(seed)
     opt = dn.optim.Adam(model.parameters(), lr=lr)
     sched = dn.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    return fit(model, _loader(images, masks, batch_size, True, seed), epochs=epochs, optimizer=opt,
-               loss_fn=dn.nn.CrossEntropyLoss(), scheduler=sched, metrics=(), progress=progress)
+    return fit(model, _loader(images, targets, batch_size, True, seed), epochs=epochs, optimizer=opt,
+               loss_fn=loss_fn, scheduler=sched, metrics=(), progress=progress)
+
+
+def train_fcn(model: FCN, images: np.ndarray, masks: np.ndarray, **options: Any) -> Any:
+    """Per-pixel cross-entropy training (``train_adam_cosine``'s options); returns the History."""
+    import deepnum as dn
+
+    return train_adam_cosine(model, images, masks, dn.nn.CrossEntropyLoss(), **options)
 
 
 def predict_masks(model: FCN, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
